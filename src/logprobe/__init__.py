@@ -1,0 +1,53 @@
+"""logprobe: token log-probabilities made easy, trustworthy, fast and useful.
+
+Public API is re-exported here; see ``docs/API.md``.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    CalibrationError,
+    ContextOverflowError,
+    EngineError,
+    InvalidRequestError,
+    LogprobeError,
+    ModelNotFoundError,
+    NoLogprobsError,
+    NormalizeError,
+    ProviderError,
+    StoreError,
+    UnsatisfiableError,
+)
+from .types import (
+    LOGPROB_FLOOR,
+    Alternative,
+    Choice,
+    Completion,
+    ScoredText,
+    TokenLogprob,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LOGPROB_FLOOR",
+    "Alternative",
+    "CalibrationError",
+    "Choice",
+    "Completion",
+    "ContextOverflowError",
+    "EngineError",
+    "InvalidRequestError",
+    "LogprobeError",
+    "ModelNotFoundError",
+    "NoLogprobsError",
+    "NormalizeError",
+    "ProviderError",
+    "ScoredText",
+    "StoreError",
+    "TokenLogprob",
+    "UnsatisfiableError",
+    "Usage",
+    "__version__",
+]
