@@ -30,29 +30,27 @@ class RowStats:
     argmax: np.ndarray  # (m,) int64
 
 
-def row_stats(logits: np.ndarray, chosen: np.ndarray | None, k: int) -> RowStats:
+def row_stats(logits: np.ndarray, chosen: np.ndarray | None, k: int, *,
+              masked: bool = False) -> RowStats:
     """Logprob statistics of each row of ``logits`` (m, V) for the ``chosen`` ids (m,).
 
-    ``chosen=None`` means "the argmax of each row" (greedy), as does a ``-1`` entry. Rows may contain ``-inf`` (masked
-    tokens); such tokens get logprob ``LOGPROB_FLOOR`` and are never listed as alternatives.
+    ``chosen=None`` means "the argmax of each row" (greedy), as does a ``-1`` entry. Rows that
+    may contain ``-inf`` (tokens masked by sampling or a constraint) need ``masked=True``; such
+    tokens get logprob ``LOGPROB_FLOOR`` and are never listed as alternatives.
     """
     x = np.asarray(logits, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
-    m, v = x.shape
+    m = x.shape[0]
     rows = np.arange(m)
     amax = x.argmax(axis=1)  # (m,)
-    mx = x[rows, amax]  # (m,)
-    z = x - mx[:, None]  # (m, V) <= 0, max 0
-    e = np.exp(z)  # (m, V)
-    s = e.sum(axis=1, dtype=np.float64)  # (m,)
+    z = x - x[rows, amax][:, None]  # (m, V) <= 0, max 0
+    e = np.exp(z)  # (m, V): the one transcendental pass
+    s = e.sum(axis=1).astype(np.float64)  # (m,) pairwise float32 sum
     lse = np.log(s)  # (m,)
-    finite = np.isfinite(z)
-    if finite.all():
-        pz = np.einsum("ij,ij->i", e, z, dtype=np.float64)  # (m,) sum p*z * s
-    else:
-        pz = np.einsum("ij,ij->i", e, np.where(finite, z, 0.0), dtype=np.float64)
-    entropy = np.maximum(lse - pz / s, 0.0)  # H = lse - E[z]
+    zf = np.where(np.isfinite(z), z, 0.0) if masked else z
+    pz = _vecdot(e, zf).astype(np.float64)  # (m,) sum e*z
+    entropy = np.maximum(lse - pz / s, 0.0)  # H = lse - E_p[z]
     if chosen is None:
         ch = amax
         rank = np.ones(m, dtype=np.int64)
@@ -60,7 +58,9 @@ def row_stats(logits: np.ndarray, chosen: np.ndarray | None, k: int) -> RowStats
         ch = np.asarray(chosen, dtype=np.int64)
         ch = np.where(ch < 0, amax, ch)
         zc = z[rows, ch]  # (m,)
-        rank = np.where(ch == amax, 1, (z > zc[:, None]).sum(axis=1) + 1).astype(np.int64)
+        rank = np.ones(m, dtype=np.int64)
+        for i in np.flatnonzero(ch != amax):
+            rank[i] = int(np.count_nonzero(z[i] > zc[i])) + 1
     chosen_lp = np.maximum(z[rows, ch].astype(np.float64) - lse, LOGPROB_FLOOR)
     top_ids: list[np.ndarray] = []
     top_lps: list[np.ndarray] = []
@@ -70,6 +70,13 @@ def row_stats(logits: np.ndarray, chosen: np.ndarray | None, k: int) -> RowStats
             top_ids.append(ids)
             top_lps.append(z[i, ids].astype(np.float64) - lse[i])
     return RowStats(chosen_lp, rank, entropy, top_ids, top_lps, amax.astype(np.int64))
+
+
+def _vecdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products (numpy >= 2 has a SIMD ufunc for it)."""
+    if hasattr(np, "vecdot"):
+        return np.vecdot(a, b)
+    return np.einsum("ij,ij->i", a, b)  # pragma: no cover - numpy 1.x
 
 
 def _top_k_row(z: np.ndarray, k: int) -> np.ndarray:

@@ -290,7 +290,8 @@ class Scheduler:
             if s.job.params.logprob_mode == "processed":
                 rows[i] = x
         k = max((s.job.params.top_logprobs for s in seqs if s.job.params.logprobs), default=0)
-        st = row_stats(rows, chosen, k)
+        masked = any(s.job.params.logprob_mode == "processed" for s in seqs)
+        st = row_stats(rows, chosen, k, masked=masked)
         chosen = np.where(chosen < 0, st.argmax, chosen)
         for i, s in enumerate(seqs):
             if i in dead:
