@@ -18,6 +18,7 @@ from .errors import (
     StoreError,
     UnsatisfiableError,
 )
+from .normalize import normalize
 from .types import (
     LOGPROB_FLOOR,
     Alternative,
@@ -50,4 +51,5 @@ __all__ = [
     "UnsatisfiableError",
     "Usage",
     "__version__",
+    "normalize",
 ]

@@ -3,5 +3,14 @@
 from __future__ import annotations
 
 from .base import DEFAULT_MAX_LOGPROBS, Engine, GenerationParams, StreamEvent, TokenConstraint
+from .remote import RemoteEngine, ServerCapabilities
 
-__all__ = ["DEFAULT_MAX_LOGPROBS", "Engine", "GenerationParams", "StreamEvent", "TokenConstraint"]
+__all__ = [
+    "DEFAULT_MAX_LOGPROBS",
+    "Engine",
+    "GenerationParams",
+    "RemoteEngine",
+    "ServerCapabilities",
+    "StreamEvent",
+    "TokenConstraint",
+]

@@ -86,9 +86,20 @@ def retry_after(response: httpx.Response) -> float | None:
     return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
 
 
+def one_line(text: str, limit: int = 400) -> str:
+    """Whitespace (newlines of tracebacks included) collapsed, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def server_message(response: httpx.Response) -> tuple[str, str | None, Any]:
     """``(message, param, code)`` from an error body of any common shape (OpenAI, vLLM, TGI,
-    FastAPI ``detail``, plain text)."""
+    FastAPI ``detail``, plain text), the message on one line."""
+    msg, param, code = _server_message(response)
+    return one_line(msg), param, code
+
+
+def _server_message(response: httpx.Response) -> tuple[str, str | None, Any]:
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -202,23 +213,26 @@ class HttpClient:
             req = self._client.build_request("POST", url, json=body)
             resp = self._client.send(req, stream=stream)
         except httpx.TimeoutException as e:
-            return self._retry_or_raise(
-                attempt, limit, None, ProviderError(f"{url} timed out: {e or 'no answer'}"))
+            self._wait_or_raise(attempt, limit, None,
+                                ProviderError(f"{url} timed out: {e or 'no answer'}"))
+            return None
         except httpx.TransportError as e:
-            return self._retry_or_raise(
-                attempt, limit, None, ProviderError(f"cannot reach {url}: {e}"))
+            self._wait_or_raise(attempt, limit, None, ProviderError(f"cannot reach {url}: {e}"))
+            return None
         if resp.status_code < 400:
             return resp
         if stream:
             resp.read()
         resp.close()
         err = error_for(resp, url, attempt + 1)
-        if resp.status_code in RETRY_STATUSES:
-            return self._retry_or_raise(attempt, limit, resp, err)
-        raise err
+        if resp.status_code not in RETRY_STATUSES:
+            raise err
+        self._wait_or_raise(attempt, limit, resp, err)
+        return None
 
-    def _retry_or_raise(self, attempt: int, limit: int, resp: httpx.Response | None,
-                        err: LogprobeError) -> None:
+    def _wait_or_raise(self, attempt: int, limit: int, resp: httpx.Response | None,
+                       err: LogprobeError) -> None:
+        """Sleep before the next try, or raise ``err`` when no try is left."""
         if attempt >= limit:
             raise err
         wait = self.policy.wait(attempt, resp)
@@ -226,4 +240,3 @@ class HttpClient:
             raise ProviderError(f"{err.message} (the server asks to retry after {wait:.0f} s)",
                                 param=err.param)
         self._sleep(wait)
-        return None

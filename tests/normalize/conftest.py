@@ -1,0 +1,14 @@
+"""The normalizer tests share payload builders in ``norm_fixtures.py`` next to this file.
+
+pytest runs with ``--import-mode=importlib``, which does not put test folders on ``sys.path``;
+this folder is added here so the tests can ``import norm_fixtures``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
