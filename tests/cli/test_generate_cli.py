@@ -79,3 +79,23 @@ def test_real_process_invalid_utf8_and_long_prompt(tmp_path: Path) -> None:
     ok = subprocess.run([LOGPROBE, "score", "Hello there.", "--json"], capture_output=True,
                         text=True, env=env, timeout=120)
     assert ok.returncode == 0 and json.loads(ok.stdout)["tokens"][0]["token"] == "Hello"
+
+
+def test_generate_and_score_record_into_a_run(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    from logprobe.store import Store
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    assert main(["generate", "Name a fruit.", "--max-tokens", "5", "--run", "demo", "--db", db,
+                 "--json"]) == 0
+    gen = json.loads(capsys.readouterr().out)
+    assert main(["score", "An apple a day.", "--run", "demo", "--db", db, "--json"]) == 0
+    capsys.readouterr()
+    store = Store.open(db)
+    try:
+        rows = store.responses("demo")
+        assert len(rows) == 2
+        texts = {r.text for r in rows}
+        assert gen["completion"]["choices"][0]["text"] in texts and "An apple a day." in texts
+    finally:
+        store.close()

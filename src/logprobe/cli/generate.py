@@ -58,8 +58,7 @@ def _record(run: str | None, db: str | None, engine: Any, prompt: str,
         if isinstance(result, ScoredText):
             result = Completion(
                 choices=(_scored_choice(result),), model=engine.model_name, provider="logprobe")
-        store.record(run, prompt=prompt, completion=result, params=params,
-                     model=engine.model_name)
+        store.record(run, prompt, result, params)
     finally:
         store.close()
 
