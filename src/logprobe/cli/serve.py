@@ -1,0 +1,82 @@
+"""``logprobe serve``: the OpenAI-compatible server (full logprobs, echo, streaming)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import InvalidRequestError, LogprobeError
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one clear line when the address cannot be listened on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                                      param="port") from None
+
+
+def _open_store(db: str | None) -> Any:
+    from ..store import Store
+
+    return Store.open(db)
+
+
+def serve(
+    model: Path = typer.Option(None, "--model", help="GGUF file (default: SmolLM2-135M-Instruct)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    api_key: str = typer.Option(None, "--api-key", envvar="LOGPROBE_API_KEY",
+                                help="Require 'Authorization: Bearer KEY' on /v1 routes."),
+    max_logprobs: int = typer.Option(20, "--max-logprobs", min=0,
+                                     help="Most alternatives per token a request may ask for."),
+    max_queue: int = typer.Option(64, "--max-queue", min=1,
+                                  help="Requests in flight before new ones get HTTP 429."),
+    log: str = typer.Option(None, "--log", metavar="RUN",
+                            help="Record every request and response into this run."),
+    db: str = typer.Option(None, "--db", help="Run store URL (default $LOGPROBE_DB or "
+                                              "$LOGPROBE_HOME/logprobe.db); used with --log."),
+    ui: bool = typer.Option(False, "--ui", help="Serve the web viewer of the run store under "
+                                                "/ui (on with --log)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: all)."),
+    ctx: int = typer.Option(8192, "--ctx", min=16, help="KV-cache size shared by all requests."),
+    parallel: int = typer.Option(16, "--parallel", min=1,
+                                 help="Most sequences decoded together in one batch."),
+) -> None:
+    """Serve a model over an OpenAI-compatible HTTP API with full logprobs."""
+    import uvicorn
+
+    from ..engines.llamacpp import LlamaEngine
+    from ..server import create_app
+
+    if model is not None and not model.is_file():
+        raise LogprobeError(f"model file not found: {model}", param="model")
+    _check_port(host, port)
+    store = _open_store(db) if (log or ui) else None
+    engine = LlamaEngine(model, n_ctx=ctx, n_threads=threads, n_seq_max=parallel,
+                         max_logprobs=max_logprobs)
+    try:
+        app = create_app(engine, api_key=api_key, max_logprobs=max_logprobs,
+                         max_queue=max_queue, store=store, run=log)
+        print(f"logprobe: serving {engine.model_name} at http://{host}:{port}/v1"
+              + (f" (recording into run {log!r})" if log else "")
+              + (f"; viewer at http://{host}:{port}/ui/" if store is not None else ""),
+              file=sys.stderr)
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    finally:
+        engine.close()
+        if store is not None:
+            store.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("serve")(serve)

@@ -1,0 +1,91 @@
+"""Tasks on logprobs: classify, choose, rerank, route, evaluate, compare.
+
+Every task compares continuations of one shared prompt through ``engine.score_continuations``
+(the prompt is prefilled once), so a distribution over labels, choices or candidates is exact,
+multi-token options included. See ``docs/TASKS.md``.
+"""
+
+from __future__ import annotations
+
+from .batch import BatchSummary, classify_dataset
+from .choose import AllowedStep, ChooseResult, choose
+from .classify import ClassifyResult, classify, first_token_label_logprobs, supports_scoring
+from .compare import CompareReport, Segment, align, compare_texts
+from .datasets import MCItem, TextRow, load_mc_items, parse_label_map, read_rows, subset, text_rows
+from .evaluate import (
+    Loglikelihood,
+    MCReport,
+    MCResult,
+    Perplexity,
+    loglikelihood,
+    multiple_choice,
+    rolling_perplexity,
+    score_mc_item,
+)
+from .grammar import GrammarConstraint, make_constraint
+from .prompting import DEFAULT_CLASSIFY_TEMPLATE, build_prompt
+from .rerank import RerankResult, rerank
+from .route import (
+    RouteDecision,
+    RouteReport,
+    RoutedItem,
+    SweepPoint,
+    pick_threshold,
+    route,
+    route_classify,
+    route_generate,
+    route_report,
+    sweep,
+)
+from .scoring import NORMALIZATIONS, ScoredOption, score_options, softmax
+
+__all__ = [
+    "DEFAULT_CLASSIFY_TEMPLATE",
+    "NORMALIZATIONS",
+    "AllowedStep",
+    "BatchSummary",
+    "ChooseResult",
+    "ClassifyResult",
+    "CompareReport",
+    "GrammarConstraint",
+    "Loglikelihood",
+    "MCItem",
+    "MCReport",
+    "MCResult",
+    "Perplexity",
+    "RerankResult",
+    "RouteDecision",
+    "RouteReport",
+    "RoutedItem",
+    "ScoredOption",
+    "Segment",
+    "SweepPoint",
+    "TextRow",
+    "align",
+    "build_prompt",
+    "choose",
+    "classify",
+    "classify_dataset",
+    "compare_texts",
+    "first_token_label_logprobs",
+    "load_mc_items",
+    "loglikelihood",
+    "make_constraint",
+    "multiple_choice",
+    "parse_label_map",
+    "pick_threshold",
+    "read_rows",
+    "rerank",
+    "rolling_perplexity",
+    "route",
+    "route_classify",
+    "route_generate",
+    "route_report",
+    "score_mc_item",
+    "score_options",
+    "softmax",
+    "subset",
+    "supports_scoring",
+    "sweep",
+    "text_rows",
+]
