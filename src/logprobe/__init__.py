@@ -32,7 +32,6 @@ from .types import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "LOGPROB_FLOOR",
     "Alternative",
     "CalibrationError",
     "Choice",
@@ -40,6 +39,7 @@ __all__ = [
     "ContextOverflowError",
     "EngineError",
     "InvalidRequestError",
+    "LOGPROB_FLOOR",
     "LogprobeError",
     "ModelNotFoundError",
     "NoLogprobsError",
