@@ -307,3 +307,15 @@ def test_max_tokens_zero_and_echo_only(engine: LlamaEngine) -> None:
     c = engine.complete("Just score me", greedy(max_tokens=0, prompt_logprobs=0))
     assert c.text == "" and c.tokens == () and c.choice.finish_reason == "length"
     assert c.choice.prompt_tokens is not None and len(c.choice.prompt_tokens) >= 3
+
+
+def test_closing_a_stream_before_reading_cancels(engine: LlamaEngine) -> None:
+    before = engine.stats.get("cancelled_sequences", 0)
+    it = engine.stream("Count to one thousand:", greedy(max_tokens=400))
+    it.close()
+    for _ in range(200):
+        if engine.stats.get("cancelled_sequences", 0) > before:
+            break
+        threading.Event().wait(0.02)
+    assert engine.stats["cancelled_sequences"] == before + 1
+    assert list(it) == []

@@ -171,6 +171,7 @@ class Scheduler:
             job = self.pending[0]
             if job.cancelled:
                 self.pending.popleft()
+                self.counters["cancelled_sequences"] += job.params.n
                 continue
             need = job.params.n if isinstance(job, GenJob) else 1
             if len(self.slots.free) < need or self.slots.cells_free < job.reserve:

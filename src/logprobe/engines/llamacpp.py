@@ -49,6 +49,33 @@ def default_model_path() -> str:
     return ggufs[0]
 
 
+class _EventStream(Iterator[StreamEvent]):
+    """Events of one generation job; ``close()`` (or garbage collection) cancels the job, even
+    before the first event was read."""
+
+    def __init__(self, job: GenJob) -> None:
+        self._job = job
+        self._done = False
+
+    def __next__(self) -> StreamEvent:
+        if self._done:
+            raise StopIteration
+        ev = self._job.events.get()
+        if ev is None or isinstance(ev, BaseException):
+            self.close()
+            if ev is None:
+                raise StopIteration
+            raise ev
+        return ev
+
+    def close(self) -> None:
+        self._done = True
+        self._job.cancel()
+
+    def __del__(self) -> None:
+        self._job.cancel()
+
+
 class LlamaEngine:
     """Exact token logprobs from a local GGUF model. Thread-safe; concurrent calls are batched.
 
@@ -193,17 +220,8 @@ class LlamaEngine:
         self._sched.submit(job)
         return job
 
-    def _events(self, job: GenJob) -> Iterator[StreamEvent]:
-        try:
-            while True:
-                ev = job.events.get()
-                if ev is None:
-                    return
-                if isinstance(ev, BaseException):
-                    raise ev
-                yield ev
-        finally:
-            job.cancel()
+    def _events(self, job: GenJob) -> _EventStream:
+        return _EventStream(job)
 
     def _collect(self, ids: list[int], p: GenerationParams, constraint: Any) -> Completion:
         job = self._submit_gen(ids, p, constraint)
