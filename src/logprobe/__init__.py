@@ -18,7 +18,7 @@ from .errors import (
     StoreError,
     UnsatisfiableError,
 )
-from .normalize import normalize
+from . import normalize  # the subpackage is callable: logprobe.normalize(payload)
 from .types import (
     LOGPROB_FLOOR,
     Alternative,
