@@ -170,3 +170,13 @@ def test_raw_confidence_is_preferred_and_calibrated_rows_are_noted() -> None:
     assert p.notes == ("1 row(s) carry raw_confidence: used instead of confidence",
                        "1 row(s) have a confidence that differs from probs[label] (already "
                        "calibrated?): a calibrator fitted on them stacks on the first")
+
+
+def test_inverted_platt_fit_is_noted() -> None:
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0.5, 1.0, size=400)
+    rows = [{"confidence": float(c), "correct": bool(rng.random() < 1.4 - c)} for c in conf]
+    report, cal = calibration_report(predictions_from_rows(rows),
+                                     ReportOptions(n_boot=0, method="platt"))
+    assert cal is not None and cal.slope < 0  # type: ignore[attr-defined]
+    assert any("Platt slope" in n and "no ranking signal" in n for n in report["notes"])

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from ..errors import CalibrationError
 from . import metrics as m
 from .io import Predictions
-from .recalibrate import Calibrator, fit_calibrator, split_indices
+from .recalibrate import Calibrator, PlattCalibrator, fit_calibrator, split_indices
 from .thresholds import Target, pick_threshold
 
 MIN_POINTS_PER_BIN = 10
@@ -161,6 +161,10 @@ def recalibration_section(p: Predictions, opts: ReportOptions, n_bins: int,
         section["error"] = e.message
         return section, None, fit_p, eval_p
     section["params"] = cal.params()
+    if isinstance(cal, PlattCalibrator) and cal.slope <= 0:
+        notes.append(f"Platt slope {cal.slope:.3g} <= 0: on the fit split a higher confidence "
+                     "was not more often right, so the calibrated confidence falls as the raw one "
+                     "rises; it carries no ranking signal to gate on")
     section["input"] = "probs" if opts.method == "temperature" and p.multiclass else "confidence"
     if eval_p is None:
         section["before"] = section["after"] = None
