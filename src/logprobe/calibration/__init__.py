@@ -5,6 +5,7 @@
 * :mod:`.recalibrate`: temperature scaling, Platt and isotonic maps (:class:`Calibrator`).
 * :mod:`.thresholds`: the threshold of a review gate or cascade that meets a target.
 * :mod:`.plots`: reliability / risk-coverage data (JSON-ready) and PNG plots.
+* :mod:`.bootstrap`: percentile bootstrap intervals (a resample is a weight vector).
 * :mod:`.io`: prediction JSONL files and per-model calibrator files.
 
 Other layers apply a saved calibrator with::
@@ -18,6 +19,7 @@ Other layers apply a saved calibrator with::
 
 from __future__ import annotations
 
+from .bootstrap import bootstrap_ci, bootstrap_cis
 from .io import (
     Predictions,
     SkippedRow,
@@ -34,8 +36,6 @@ from .metrics import (
     accuracy,
     aurc,
     bin_stats,
-    bootstrap_ci,
-    bootstrap_cis,
     brier_multiclass,
     brier_score,
     check_inputs,

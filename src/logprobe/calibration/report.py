@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from ..errors import CalibrationError
 from . import metrics as m
+from .bootstrap import bootstrap_cis
 from .io import Predictions
 from .recalibrate import Calibrator, PlattCalibrator, fit_calibrator, split_indices
 from .thresholds import Target, pick_threshold
@@ -115,7 +116,7 @@ def metric_table(p: Predictions, opts: ReportOptions, n_bins: int,
     probs = p.probs if probs is None else probs
     metric_set = MetricSet(conf, p.correct, probs, p.gold, n_bins)
     values = metric_set()
-    cis = m.bootstrap_cis(metric_set, p.n, n_boot=opts.n_boot, seed=opts.seed, level=opts.level)
+    cis = bootstrap_cis(metric_set, p.n, n_boot=opts.n_boot, seed=opts.seed, level=opts.level)
     table: dict[str, dict[str, Any]] = {}
     for name in _ORDER:
         if name in values:

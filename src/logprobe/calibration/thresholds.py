@@ -30,7 +30,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import CalibrationError
-from .metrics import FloatArray, Grouped, bootstrap_cis, check_inputs
+from .bootstrap import bootstrap_cis
+from .metrics import FloatArray, Grouped, check_inputs
 
 TargetKind = Literal["precision", "errors_caught", "review_rate", "escalation_cost"]
 TARGET_KINDS: tuple[str, ...] = ("precision", "errors_caught", "review_rate", "escalation_cost")

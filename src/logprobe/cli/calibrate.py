@@ -110,16 +110,18 @@ def calibrate_command(
     json_out: bool = typer.Option(False, "--json", help="Print every metric as JSON on stdout."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a reliability diagram and "
                                      "risk-coverage curve to this PNG."),
-    method: str | None = typer.Option(None, "--method", metavar="METHOD", help="temperature | platt | isotonic: "
-                                      "fit on one split, report before/after on the other."),
+    method: str | None = typer.Option(None, "--method", metavar="METHOD",
+                                      help="temperature | platt | isotonic: fit on one split, "
+                                      "report before/after on the other."),
     fit_split: float | None = typer.Option(None, "--fit-split", help="Share of rows to fit on "
                                            "(default 0.5 with --method; 1.0 = fit on all)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the bootstrap."),
     save: Path | None = typer.Option(None, "--save", help="Write the fitted calibrator here."),
     model: str | None = typer.Option(None, "--model", help="Model the calibrator belongs to; "
                                      "without --save it goes to $LOGPROBE_HOME/calibrators/."),
-    target: str | None = typer.Option(None, "--target", metavar="KIND=VALUE", help="errors_caught=0.8 | precision=0.95"
-                                      " | review_rate=0.1 | escalation_cost=0.2"),
+    target: str | None = typer.Option(None, "--target", metavar="KIND=VALUE",
+                                      help="errors_caught=0.8 | precision=0.95 | "
+                                      "review_rate=0.1 | escalation_cost=0.2"),
     bins: int = typer.Option(15, "--bins", help="Number of confidence bins."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (0 = none)."),
 ) -> None:
