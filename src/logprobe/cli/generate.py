@@ -47,8 +47,8 @@ def open_engine(model: str | None, base_url: str | None, api_key: str | None,
     return LlamaEngine(model, n_threads=threads)
 
 
-def _record(run: str | None, db: str | None, engine: Any, prompt: str,
-            result: Completion | ScoredText, params: dict[str, Any]) -> None:
+def _record(run: str | None, db: str | None, prompt: str, result: Completion | ScoredText,
+            params: dict[str, Any]) -> None:
     if not run:
         return
     from ..store import Store
@@ -56,17 +56,11 @@ def _record(run: str | None, db: str | None, engine: Any, prompt: str,
     store = Store.open(db)
     try:
         if isinstance(result, ScoredText):
-            result = Completion(
-                choices=(_scored_choice(result),), model=engine.model_name, provider="logprobe")
-        store.record(run, prompt, result, params)
+            store.record_scored(run, result, params)
+        else:
+            store.record(run, prompt, result, params)
     finally:
         store.close()
-
-
-def _scored_choice(s: ScoredText) -> Any:
-    from ..types import Choice
-
-    return Choice(text=s.text, tokens=s.tokens, finish_reason=None)
 
 
 def register(app: typer.Typer) -> None:
@@ -116,7 +110,7 @@ def register(app: typer.Typer) -> None:
                 msgs = ([{"role": "system", "content": system}] if system else []) + [
                     {"role": "user", "content": prompt}]
                 comp = engine.chat(msgs, params)
-            _record(run, db, engine, prompt, comp, {"max_tokens": max_tokens,
+            _record(run, db, prompt, comp, {"max_tokens": max_tokens,
                     "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed,
                     "raw": raw, "top_logprobs": top_logprobs})
         finally:
@@ -149,7 +143,7 @@ def register(app: typer.Typer) -> None:
         engine = open_engine(model, base_url, api_key, threads)
         try:
             s = engine.score(text, prompt=prompt, top_logprobs=top_logprobs)
-            _record(run, db, engine, prompt or "", s, {"score": True})
+            _record(run, db, prompt or "", s, {"score": True})
         finally:
             _close(engine)
         n = s.n_scored
