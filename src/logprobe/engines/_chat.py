@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -54,8 +55,8 @@ class ChatTemplate:
         self._tpl = env.from_string(self.source)
         tb = model.token_bytes
         self._bos = tb[model.bos].decode("utf-8", "replace") if 0 <= model.bos < len(tb) else ""
-        eos = [i for i in range(model.n_vocab) if model.eog[i]]
-        self._eos = tb[eos[0]].decode("utf-8", "replace") if eos else ""
+        eos = np.flatnonzero(model.eog)  # end-of-generation ids, first is the EOS text
+        self._eos = tb[int(eos[0])].decode("utf-8", "replace") if eos.size else ""
 
     def render(self, messages: Sequence[Any], *, add_generation_prompt: bool = True) -> str:
         if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
