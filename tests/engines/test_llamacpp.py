@@ -319,3 +319,29 @@ def test_closing_a_stream_before_reading_cancels(engine: LlamaEngine) -> None:
         threading.Event().wait(0.02)
     assert engine.stats["cancelled_sequences"] == before + 1
     assert list(it) == []
+
+
+def test_a_scheduler_bug_fails_the_request_and_the_engine_recovers(
+        engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected exception inside the scheduler thread must reach the caller as an
+    EngineError (never a hang), and later requests must still work with exact results."""
+    from logprobe.errors import EngineError
+
+    before = engine.complete("The sky is", greedy(max_tokens=6))
+    sched = engine._sched
+    real_step = sched._step
+    calls = {"n": 0}
+
+    def broken_step() -> None:
+        calls["n"] += 1
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(sched, "_step", broken_step)
+    with pytest.raises(EngineError, match="injected fault"):
+        engine.complete("The sky is", greedy(max_tokens=6))
+    assert calls["n"] == 1
+    monkeypatch.setattr(sched, "_step", real_step)
+    after = engine.complete("The sky is", greedy(max_tokens=6))
+    assert [t.id for t in after.tokens] == [t.id for t in before.tokens]
+    assert [t.logprob for t in after.tokens] == pytest.approx(
+        [t.logprob for t in before.tokens], abs=1e-6)

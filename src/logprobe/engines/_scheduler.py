@@ -149,21 +149,46 @@ class Scheduler:
                     self._fail_all(EngineError("the engine was closed"))
                     return
                 admitted = self._admit()
-            for job in admitted:
-                if isinstance(job, ScoreJob):
-                    self._run_score(job)
-                else:
-                    self._start_gen(job)
-            self._drop_cancelled()
-            if self.active:
-                try:
-                    self._step()
-                except LogprobeError as e:
-                    for s in list(self.active):
-                        self._close_seq(s, error=e)
-            elif not admitted:
-                with self.cv:  # blocked: wait for running work to free resources
-                    self.cv.wait(timeout=0.01)
+            try:
+                self._work(admitted)
+            except Exception as e:  # a bug must fail the requests in flight, not hang them
+                self._reset(admitted, EngineError(f"the engine failed: {e!r}"))
+
+    def _work(self, admitted: list[GenJob | ScoreJob]) -> None:
+        for job in admitted:
+            if isinstance(job, ScoreJob):
+                self._run_score(job)
+            else:
+                self._start_gen(job)
+        self._drop_cancelled()
+        if self.active:
+            try:
+                self._step()
+            except LogprobeError as e:
+                for s in list(self.active):
+                    self._close_seq(s, error=e)
+        elif not admitted:
+            with self.cv:  # blocked: wait for running work to free resources
+                self.cv.wait(timeout=0.01)
+
+    def _reset(self, admitted: list[GenJob | ScoreJob], err: EngineError) -> None:
+        """After an unexpected failure: fail every running request and start again from an
+        empty KV cache (queued requests stay queued)."""
+        for job in admitted:
+            if isinstance(job, ScoreJob):
+                if job.result is None and job.error is None:
+                    job.finish(None, err)
+            else:
+                job.events.put(err)
+                job.cancel()
+        for s in self.active:
+            s.job.events.put(err)
+            s.job.cancel()
+        self.active.clear()
+        self._retired.clear()
+        self.ctx.clear()
+        n = self.ctx.cfg.n_seq_max
+        self.slots = _Slots(free=list(range(n))[::-1], cells_free=self.ctx.cfg.n_ctx)
 
     def _admit(self) -> list[GenJob | ScoreJob]:
         """Jobs (FIFO) whose slots and KV cells are free now; reserves them."""
