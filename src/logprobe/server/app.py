@@ -3,7 +3,8 @@
     app = create_app(engine, api_key=None, max_logprobs=20, max_queue=64, store=None, run=None)
 
 Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``,
-``POST /v1/completions``, ``POST /v1/responses``; the web viewer (:mod:`logprobe.web`) under
+``POST /v1/completions``, ``POST /v1/responses``, ``POST /tokenize`` and ``POST /detokenize``
+(vLLM's extensions); the web viewer (:mod:`logprobe.web`) under
 ``/ui`` when a run store is given.
 """
 
@@ -18,7 +19,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import AuthenticationError, install_error_handlers, logprobe_error_response
-from .protocol import ChatCompletionRequest, CompletionRequest, ResponsesRequest
+from .protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    ResponsesRequest,
+    TokenizeRequest,
+)
 from .recording import Recorder, StoreLike
 from .responses import create_response
 from .serving import Serving, json_response
@@ -61,15 +68,30 @@ async def responses(body: ResponsesRequest, request: Request) -> Response:
     return await create_response(_serving(request), body)
 
 
+@router.post("/tokenize")
+async def tokenize(body: TokenizeRequest, request: Request) -> Response:
+    return json_response(await _serving(request).tokenize(body))
+
+
+@router.post("/detokenize")
+async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
+    return json_response(_serving(request).detokenize(body))
+
+
+PROTECTED_PREFIXES = ("/v1", "/tokenize", "/detokenize")
+"""Paths that need the API key when one is set (``/health`` and the viewer do not)."""
+
+
 class APIKeyMiddleware:
-    """Requires ``Authorization: Bearer <key>`` on ``/v1/*`` (before the body is even read)."""
+    """Requires ``Authorization: Bearer <key>`` on ``/v1/*``, ``/tokenize`` and ``/detokenize``
+    (before the body is even read)."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
         self._key = f"Bearer {api_key}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+        if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIXES):
             given = dict(scope["headers"]).get(b"authorization")
             if given is None or not hmac.compare_digest(given, self._key):
                 msg = ("You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
@@ -131,4 +153,4 @@ def _version() -> str:
     return __version__
 
 
-__all__ = ["DEFAULT_MAX_QUEUE", "APIKeyMiddleware", "create_app", "router"]
+__all__ = ["DEFAULT_MAX_QUEUE", "PROTECTED_PREFIXES", "APIKeyMiddleware", "create_app", "router"]

@@ -151,14 +151,34 @@ class ResponsesRequest(OpenAIBaseModel):
     logprobs_mode: LogprobsModeName | None = None
 
 
+class TokenizeRequest(OpenAIBaseModel):
+    """``POST /tokenize`` (extension, as vLLM's): token ids of a prompt or of chat messages."""
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    add_special_tokens: bool = True
+    add_generation_prompt: bool = True
+    return_token_strs: bool = False
+
+
+class DetokenizeRequest(OpenAIBaseModel):
+    """``POST /detokenize`` (extension, as vLLM's): the text of token ids."""
+
+    model: str | None = None
+    tokens: list[int]
+
+
 __all__ = [
     "LOGPROBS_INCLUDE",
     "ChatCompletionRequest",
     "ChatMessage",
     "CompletionRequest",
     "ContentPart",
+    "DetokenizeRequest",
     "OpenAIBaseModel",
     "ResponseInputMessage",
     "ResponsesRequest",
     "StreamOptions",
+    "TokenizeRequest",
 ]
