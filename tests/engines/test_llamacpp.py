@@ -345,3 +345,33 @@ def test_a_scheduler_bug_fails_the_request_and_the_engine_recovers(
     assert [t.id for t in after.tokens] == [t.id for t in before.tokens]
     assert [t.logprob for t in after.tokens] == pytest.approx(
         [t.logprob for t in before.tokens], abs=1e-6)
+
+
+def test_score_with_messages_reproduces_chat_logprobs(engine: LlamaEngine) -> None:
+    """Scoring a chat reply with ``messages=`` uses the prompt tokens chat() generates from, so
+    it reproduces the generation's logprobs; the prompt as plain text would not (its special
+    tokens would be spelled out)."""
+    c = engine.chat(QUESTION, greedy(max_tokens=12))
+    ids = [t.id for t in c.tokens]
+    s = engine.score(ids, messages=QUESTION, top_logprobs=2)
+    assert [t.id for t in s.tokens] == ids
+    for g, r in zip(c.tokens, s.tokens, strict=True):
+        assert r.logprob == pytest.approx(g.logprob, abs=1e-3)
+    several = engine.score_continuations(None, [ids, ids[:3]], messages=QUESTION)
+    assert [t.logprob for t in several[1].tokens] == pytest.approx(
+        [t.logprob for t in s.tokens[:3]], abs=1e-3)
+    as_text = engine.score(ids, prompt=engine.render_chat(QUESTION))
+    assert as_text.prompt_token_count > len(engine.tokenize(
+        engine.render_chat(QUESTION), add_bos=True, special=True))
+    with pytest.raises(InvalidRequestError, match="either a prompt or messages"):
+        engine.score_continuations("x", ["y"], messages=QUESTION)
+
+
+def test_special_token_ids_are_the_control_tokens(engine: LlamaEngine) -> None:
+    special = set(engine.special_token_ids)
+    for name in ("<|im_start|>", "<|im_end|>", "<|endoftext|>"):
+        ids = engine.tokenize(name, special=True)
+        assert len(ids) == 1 and ids[0] in special
+        assert engine.tokenize(name) != ids  # plain text never produces a control token
+    assert set(engine.eog_ids) & special
+    assert not special & set(engine.tokenize("Hello world, plain words."))

@@ -110,6 +110,13 @@ class LlamaModel:
             n = self.ll.llama_model_meta_val_str(self.ptr, key.encode(), buf, len(buf))
         return buf.raw[:n].decode("utf-8", errors="replace")
 
+    def special_ids(self) -> list[int]:
+        """Control tokens (``<|im_start|>``, ``<|endoftext|>``...) and the unknown token: ids the
+        tokenizer produces from text only when asked to parse special tokens."""
+        mask = self.ll.LLAMA_TOKEN_ATTR_CONTROL | self.ll.LLAMA_TOKEN_ATTR_UNKNOWN
+        get = self.ll.llama_vocab_get_attr
+        return [i for i in range(self.n_vocab) if get(self.vocab, i) & mask]
+
     def chat_template(self) -> str | None:
         t = self.ll.llama_model_chat_template(self.ptr, None)
         return t.decode("utf-8", errors="replace") if t else None

@@ -15,6 +15,7 @@ logprob -9999.0). At temperature 0 ``processed`` applies bias/penalties/constrai
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -138,6 +139,12 @@ class LlamaEngine:
     def eog_ids(self) -> list[int]:
         return [int(i) for i in np.flatnonzero(self._model.eog)]
 
+    @functools.cached_property
+    def special_token_ids(self) -> list[int]:
+        """Ids of the control tokens (``<|im_start|>``, ``<|im_end|>``...): the ones text never
+        produces unless special tokens are parsed (grammar engines must not emit them as text)."""
+        return self._model.special_ids()
+
     def render_chat(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
         """The prompt text the model's own chat template produces for ``messages``."""
         return self._chat.render(messages, add_generation_prompt=add_generation_prompt)
@@ -258,16 +265,20 @@ class LlamaEngine:
     # --- scoring ------------------------------------------------------------------------------
 
     def score(
-        self, text: str | Sequence[int], *, prompt: Prompt | None = None, top_logprobs: int = 0
+        self, text: str | Sequence[int], *, prompt: Prompt | None = None, top_logprobs: int = 0,
+        messages: Sequence[Message] | None = None,
     ) -> ScoredText:
-        """Teacher-forced logprobs of ``text`` (token ids accepted), after ``prompt`` if given.
+        """Teacher-forced logprobs of ``text`` (token ids accepted), after ``prompt`` if given,
+        or as the assistant's reply to chat ``messages`` (rendered with the model's template,
+        special tokens kept).
 
         Without a prompt the first token has no context, so its logprob is ``None`` (as in
         OpenAI's ``echo``) unless the model adds a BOS token, which then serves as context.
         """
-        if prompt is None:
+        if prompt is None and messages is None:
             return self._score([([], text)], top_logprobs)[0]
-        return self.score_continuations(prompt, [text], top_logprobs=top_logprobs)[0]
+        return self.score_continuations(prompt, [text], top_logprobs=top_logprobs,
+                                        messages=messages)[0]
 
     def score_many(
         self, texts: Sequence[str | Sequence[int]], *, top_logprobs: int = 0
@@ -277,16 +288,27 @@ class LlamaEngine:
 
     def score_continuations(
         self,
-        prompt: Prompt,
+        prompt: Prompt | None,
         continuations: Sequence[str | Sequence[int]],
         *,
         top_logprobs: int = 0,
+        messages: Sequence[Message] | None = None,
     ) -> list[ScoredText]:
         """Score continuations of one shared prompt: the prompt is prefilled once and its KV
-        cache copied to every continuation, which are then decoded together."""
+        cache copied to every continuation, which are then decoded together.
+
+        ``messages`` instead of ``prompt`` scores each continuation as the assistant's reply to
+        that chat (the same prompt tokens :meth:`chat` generates from)."""
         if not continuations:
             raise InvalidRequestError("no continuations to score", param="continuations")
-        pids = self._prompt_ids(prompt, special=False)
+        if (prompt is None) == (messages is None):
+            raise InvalidRequestError("give either a prompt or messages (one of them)",
+                                      param="messages" if messages is not None else "prompt")
+        if messages is not None:
+            pids = self._prompt_ids(self.render_chat(messages), special=True, param="messages")
+        else:
+            assert prompt is not None
+            pids = self._prompt_ids(prompt, special=False)
         return self._score([(pids, c) for c in continuations], top_logprobs)
 
     def _score(
