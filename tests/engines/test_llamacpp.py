@@ -251,6 +251,32 @@ def test_concurrent_requests_match_alone(engine: LlamaEngine) -> None:
     assert steps < sum(len(a.tokens) for a in alone)
 
 
+def test_concurrent_chats_share_their_system_prompt(engine: LlamaEngine) -> None:
+    """A chat admitted while another runs copies the shared template prefix (the system
+    prompt) from it instead of decoding it, and still gives the tokens it gives alone."""
+    system = {"role": "system", "content": "You are a careful assistant. Answer in one line."}
+    first = [system, {"role": "user", "content": "Write a long poem about the sea."}]
+    second = [system, {"role": "user", "content": "What colour is the sky?"}]
+    p = greedy(max_tokens=12)
+    alone = engine.chat(second, p)
+    shared0 = engine.stats.get("shared_prefix_tokens", 0)
+    running = engine.stream(None, greedy(max_tokens=200), messages=first)
+    next(running)  # the first chat is decoding now
+    try:
+        together = engine.chat(second, p)
+    finally:
+        running.close()
+    shared = engine.stats.get("shared_prefix_tokens", 0) - shared0
+    ids = [engine.tokenize(engine.render_chat(m), add_bos=True, special=True)
+           for m in (first, second)]
+    from logprobe.engines._scheduler import common_prefix
+
+    assert shared == common_prefix(*ids) >= 8
+    assert [t.id for t in together.tokens] == [t.id for t in alone.tokens]
+    assert np.allclose([t.logprob for t in together.tokens], [t.logprob for t in alone.tokens],
+                       atol=1e-2)
+
+
 def test_closing_a_stream_cancels_generation(engine: LlamaEngine) -> None:
     before = engine.stats.get("cancelled_sequences", 0)
     it = engine.stream("Write a very long story about dragons:", greedy(max_tokens=400))

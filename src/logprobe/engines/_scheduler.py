@@ -2,7 +2,8 @@
 
 Jobs arrive from any thread. Between decode steps the scheduler drops cancelled sequences,
 runs scoring jobs and admits new generation jobs (prefilling their prompt once and sharing its KV
-cache with their ``n`` choices); then one ``llama_decode`` advances every active sequence by one
+cache with their ``n`` choices; a prompt prefix that a running sequence already holds, such as a
+chat template's system prompt, is copied from it instead of decoded again); then one ``llama_decode`` advances every active sequence by one
 token, and one vectorised pass turns the batch's logits rows into logprobs.
 
     step:  tokens (m,) -> llama_decode -> logits (m, V) -> sample (m,) -> row_stats -> events
@@ -94,6 +95,17 @@ class _Slots:
     free: list[int]
     cells_free: int
     held: dict[int, int] = field(default_factory=dict)  # job id -> cells reserved
+
+
+MIN_SHARED_PREFIX = 8
+"""Shortest prompt prefix worth copying from a running sequence instead of decoding it."""
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token id lists."""
+    n = min(len(a), len(b))
+    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(diff[0]) if diff.size else n
 
 
 class Scheduler:
@@ -252,13 +264,31 @@ class Scheduler:
         assert last is not None
         return last, chunks
 
+    def _share_prefix(self, ids: list[int], slot: int) -> int:
+        """Copy into ``slot`` the KV cache of the longest prompt prefix that a running sequence
+        already holds (concurrent chats share their template's system prompt); returns how many
+        leading tokens need no decoding. Their KV values are those the running sequence computed
+        for the same tokens at the same positions. A request served alone shares nothing."""
+        best, src = 0, -1
+        for s in self.active:
+            n = common_prefix(s.job.ids, ids)
+            if n > best:
+                best, src = n, s.slot
+        best = min(best, len(ids) - 1)  # the last prompt token is decoded for its logits
+        if best < MIN_SHARED_PREFIX:
+            return 0
+        self.ctx.seq_cp(src, slot, 0, best)
+        self.counters["shared_prefix_tokens"] += best
+        return best
+
     def _start_gen(self, job: GenJob) -> None:
         p = job.params
         slot0 = self.slots.free.pop()
         slots = [slot0]
         try:
             want_all = p.prompt_logprobs is not None
-            last, chunks = self._prefill(slot0, job.ids, 0, want_all)
+            start = 0 if want_all else self._share_prefix(job.ids, slot0)
+            last, chunks = self._prefill(slot0, job.ids[start:], start, want_all)
             if want_all:
                 rows = np.concatenate(chunks)[:-1]
                 job.prompt_tokens = tuple(
