@@ -155,22 +155,34 @@ def main() -> None:
     for fn in paths.values():  # warm-up
         fn()
     speeds: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(args.reps):
+    for _ in range(args.reps):  # each path once per repetition, pairs back to back
         for name, fn in paths.items():
             n, dt = fn()
             speeds[name].append(n / dt)
     med = {k: statistics.median(v) for k, v in speeds.items()}
+
+    def paired(a: str, b: str) -> float:
+        """Median over repetitions of a/b measured back to back in the same repetition: a slow
+        spell of the shared machine then hits both sides of each ratio."""
+        return statistics.median(x / y for x, y in zip(speeds[a], speeds[b], strict=True))
+
     result = {
         "threads": args.threads, "reps": args.reps, "tokens": args.tokens,
         "tokens_per_s": {k: round(v, 1) for k, v in med.items()},
         "spread_tokens_per_s": {k: [round(min(v), 1), round(max(v), 1)] for k, v in
                                 speeds.items()},
-        "ratios": {
-            "decode logprobe/plain": round(med["decode/logprobe"] / med["decode/plain"], 3),
-            "decode logprobe/lcp": round(med["decode/logprobe"] / med["decode/lcp"], 2),
-            "decode logprobe/lcp_chat": round(med["decode/logprobe"] / med["decode/lcp_chat"], 2),
-            "score logprobe/prefill": round(med["score/logprobe"] / med["score/prefill"], 3),
-            "score logprobe/lcp_echo": round(med["score/logprobe"] / med["score/lcp_echo"], 2),
+        "ratios": {  # paired per repetition, then the median
+            "decode logprobe/plain": round(paired("decode/logprobe", "decode/plain"), 3),
+            "decode logprobe/lcp": round(paired("decode/logprobe", "decode/lcp"), 2),
+            "decode logprobe/lcp_chat": round(paired("decode/logprobe", "decode/lcp_chat"), 2),
+            "score logprobe/prefill": round(paired("score/logprobe", "score/prefill"), 3),
+            "score logprobe/lcp_echo": round(paired("score/logprobe", "score/lcp_echo"), 2),
+        },
+        "ratios_per_rep": {
+            "decode logprobe/plain": [round(x / y, 3) for x, y in zip(
+                speeds["decode/logprobe"], speeds["decode/plain"], strict=True)],
+            "score logprobe/prefill": [round(x / y, 3) for x, y in zip(
+                speeds["score/logprobe"], speeds["score/prefill"], strict=True)],
         },
         "load_s": {"first": round(first_load, 3), "later": round(load, 3)},
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

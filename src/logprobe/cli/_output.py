@@ -42,7 +42,7 @@ def token_table(tokens: Sequence[TokenLogprob], *, top_n: int = 5, title: str = 
         t.add_column(f"top {top_n} alternatives")
     for i, tok in enumerate(tokens):
         lp = tok.logprob
-        row = [
+        row: list[str | Text] = [
             str(i),
             Text(repr(_show(tok.token))[1:-1] if tok.token else "∅"),
             "—" if lp is None else f"{lp:.4f}",

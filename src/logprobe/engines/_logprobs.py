@@ -59,8 +59,8 @@ def row_stats(logits: np.ndarray, chosen: np.ndarray | None, k: int, *,
         ch = np.where(ch < 0, amax, ch)
         zc = z[rows, ch]  # (m,)
         rank = np.ones(m, dtype=np.int64)
-        for i in np.flatnonzero(ch != amax):
-            rank[i] = int(np.count_nonzero(z[i] > zc[i])) + 1
+        for j in np.flatnonzero(ch != amax):
+            rank[j] = int(np.count_nonzero(z[j] > zc[j])) + 1
     chosen_lp = np.maximum(z[rows, ch].astype(np.float64) - lse, LOGPROB_FLOOR)
     top_ids: list[np.ndarray] = []
     top_lps: list[np.ndarray] = []

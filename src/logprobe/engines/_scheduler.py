@@ -209,7 +209,8 @@ class Scheduler:
             job = self.pending[0]
             if job.cancelled:
                 self.pending.popleft()
-                self.counters["cancelled_sequences"] += job.params.n
+                self.counters["cancelled_sequences"] += (
+                    job.params.n if isinstance(job, GenJob) else 0)
                 continue
             need = job.params.n if isinstance(job, GenJob) else 1
             if isinstance(job, ScoreJob) and any(p for p, _, _ in job.reqs):
@@ -315,8 +316,8 @@ class Scheduler:
             seqs.append(_Seq(job, i, s, len(job.ids), sampler, TextTracker(i, p.stop)))
         job.open_seqs = len(seqs)
         if p.max_tokens == 0:
-            for s in seqs:
-                self._finish(s, "length")
+            for seq in seqs:
+                self._finish(seq, "length")
             return
         self.active.extend(seqs)
         self._advance(seqs, np.repeat(last[None, :], len(seqs), axis=0))
@@ -483,7 +484,8 @@ class Scheduler:
             cells = self.ctx.cfg.n_ctx - len(prefix)
             i = 0
             while i < len(idxs):
-                group, used = [], 0
+                group: list[int] = []
+                used = 0
                 while i < len(idxs) and len(group) < width:
                     c = len(job.reqs[idxs[i]][1])
                     if group and used + c > cells:
@@ -502,10 +504,13 @@ class Scheduler:
                      out: list[list[TokenLogprob] | None]) -> None:
         slots = [self.slots.free.pop() for _ in group]
         try:
-            toks, poss, seqs, owner = [], [], [], []
+            toks: list[int] = []
+            poss: list[int] = []
+            seqs: list[int] = []
+            owner: list[tuple[int, int]] = []
             for j, (slot, r) in enumerate(zip(slots, group, strict=True)):
                 cids = job.reqs[r][1]
-                if base is not None:
+                if base is not None and first_row is not None:
                     self.ctx.seq_cp(base, slot)
                     first = self._tokens(first_row[None, :], np.asarray(cids[:1]), job.k)
                 else:
