@@ -57,6 +57,21 @@ def test_low_span_exact_and_whitespace_does_not_break_it() -> None:
     assert a.words_in(span) == 3
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", " b", "c", " ", "\n", ",", " dd", "ee"]),
+                          st.floats(-6.0, 0.0)), min_size=1, max_size=60))
+def test_words_in_counts_the_words_inside_each_span(pairs: list[tuple[str, float]]) -> None:
+    """The bisection in words_in agrees with the definition (every non-space word whose tokens
+    lie inside the span) for low spans and for arbitrary word-aligned spans."""
+    a = analyze(toks(pairs), span_prob=0.9)
+    spans = list(a.low_spans) + list(a.critical)
+    for span in spans:
+        expected = sum(1 for w in a.words if not w.is_space and w.token_start >= span.token_start
+                       and w.token_end <= span.token_end)
+        assert a.words_in(span) == expected
+    assert [w.token_start for w in a.words] == sorted(w.token_start for w in a.words)
+
+
 def test_word_probability_uses_all_its_tokens() -> None:
     # each token is above 0.3 but the word "Parisian" (0.5 * 0.5) is below it
     a = analyze(toks([(" Par", p(0.5)), ("isian", p(0.5)), (" food", p(0.99))]))

@@ -20,7 +20,7 @@ from ..store import Store
 from ..store.models import RunNotFoundError
 from ..types import TokenLogprob
 
-FULL_ANALYSIS_MAX_TOKENS = 5_000
+FULL_ANALYSIS_MAX_TOKENS = 20_000
 PREDICTIONS_ARTIFACT = "predictions.jsonl"
 CONFIDENCE_KINDS = ("mean", "sequence", "min")
 
