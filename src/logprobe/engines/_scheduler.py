@@ -3,8 +3,9 @@
 Jobs arrive from any thread. Between decode steps the scheduler drops cancelled sequences,
 runs scoring jobs and admits new generation jobs (prefilling their prompt once and sharing its KV
 cache with their ``n`` choices; a prompt prefix that a running sequence already holds, such as a
-chat template's system prompt, is copied from it instead of decoded again); then one ``llama_decode`` advances every active sequence by one
-token, and one vectorised pass turns the batch's logits rows into logprobs.
+chat template's system prompt, is copied from it instead of decoded again); then one
+``llama_decode`` advances every active sequence by one token, and one vectorised pass turns the
+batch's logits rows into logprobs.
 
     step:  tokens (m,) -> llama_decode -> logits (m, V) -> sample (m,) -> row_stats -> events
 """
