@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,13 +101,23 @@ def test_playground_page_reports_bad_input(live: tuple[str, Store], page: Any) -
     assert "top_logprobs" in page.locator("#live .error").inner_text()
 
 
-def test_stopping_the_client_cancels_cleanly(live: tuple[str, Store]) -> None:
+def test_stopping_the_client_cancels_cleanly(live: tuple[str, Store], engine: Any) -> None:
+    """Leaving the stream after one token cancels the generation in the engine (its counter
+    of cancelled sequences moves and it stops well short of max_tokens), and the engine goes
+    on serving."""
     base, _ = live
+    cancelled0 = engine.stats.get("cancelled_sequences", 0)
+    generated0 = engine.stats.get("generated_tokens", 0)
     with httpx.stream("GET", base + "api/playground/stream", timeout=120,
                       params={"prompt": "Count: 1, 2, 3,", "max_tokens": 400}) as r:
         for line in r.iter_lines():
             if line.startswith("event: token"):
                 break  # leave after the first token: the server closes the engine stream
+    deadline = time.monotonic() + 30
+    while engine.stats.get("cancelled_sequences", 0) == cancelled0:
+        assert time.monotonic() < deadline, "the generation was not cancelled"
+        time.sleep(0.02)
+    assert engine.stats["generated_tokens"] - generated0 < 400
     events = read_sse(base, prompt="2 + 2 =", max_tokens=2)  # the engine still serves
     assert events[-1][0] == "done"
 
