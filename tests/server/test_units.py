@@ -25,7 +25,7 @@ def _isort_key(name: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("module", ["", ".app", ".convert", ".errors", ".protocol",
                                     ".recording", ".render", ".responses", ".serving",
-                                    ".streaming"])
+                                    ".streaming", ".tokens"])
 def test_public_api_sorted(module: str) -> None:
     mod = importlib.import_module(f"logprobe.server{module}")
     assert mod.__all__ == sorted(mod.__all__, key=_isort_key)  # constants, classes, functions

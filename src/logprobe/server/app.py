@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import tokens
 from .errors import AuthenticationError, install_error_handlers, logprobe_error_response
 from .protocol import (
     ChatCompletionRequest,
@@ -70,12 +71,12 @@ async def responses(body: ResponsesRequest, request: Request) -> Response:
 
 @router.post("/tokenize")
 async def tokenize(body: TokenizeRequest, request: Request) -> Response:
-    return json_response(await _serving(request).tokenize(body))
+    return json_response(await tokens.tokenize(_serving(request), body))
 
 
 @router.post("/detokenize")
 async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
-    return json_response(_serving(request).detokenize(body))
+    return json_response(tokens.detokenize(_serving(request), body))
 
 
 PROTECTED_PREFIXES = ("/v1", "/tokenize", "/detokenize")

@@ -22,21 +22,11 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from ..engines.base import GenerationParams, StreamEvent
-from ..errors import (
-    ContextOverflowError,
-    InvalidRequestError,
-    LogprobeError,
-    ModelNotFoundError,
-)
+from ..errors import ContextOverflowError, LogprobeError, ModelNotFoundError
 from ..types import Completion, TokenLogprob, Usage
 from . import convert
 from .errors import error_body
-from .protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    DetokenizeRequest,
-    TokenizeRequest,
-)
+from .protocol import ChatCompletionRequest, CompletionRequest
 from .recording import Prompt, Recorder, StreamCollector
 from .render import TextOffsets, chat_logprobs, legacy_logprobs, vllm_prompt_logprobs
 from .streaming import (
@@ -198,44 +188,6 @@ class Serving:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "model": self.model_name, **self.stats.snapshot(),
                 "max_queue": self.admission.max_in_flight}
-
-    # ------------------------------------------------------------------ /tokenize, /detokenize
-
-    async def tokenize(self, req: TokenizeRequest) -> dict[str, Any]:
-        """vLLM's ``/tokenize``: the ids generation would see for ``prompt`` (as
-        ``/v1/completions`` tokenizes it) or for ``messages`` (as ``/v1/chat/completions``)."""
-        self.check_model(req.model)
-        if (req.prompt is None) == (req.messages is None):
-            raise InvalidRequestError("Send either 'prompt' or 'messages' (exactly one).",
-                                      param="prompt" if req.prompt is None else "messages")
-        engine = self.engine
-        if req.messages is not None:
-            messages = convert.chat_messages(req.messages)
-
-            def ids_of() -> list[int]:
-                text = engine.render_chat(messages,
-                                          add_generation_prompt=req.add_generation_prompt)
-                return list(engine.tokenize(text, add_bos=True, special=True))
-        else:
-            prompt = req.prompt
-
-            def ids_of() -> list[int]:
-                return list(engine.tokenize(prompt, add_bos=req.add_special_tokens))
-        ids = await self.run(ids_of)
-        out: dict[str, Any] = {"count": len(ids), "max_model_len": self.n_ctx, "tokens": ids}
-        if req.return_token_strs:
-            out["token_strs"] = [self.engine.token_bytes(i).decode("utf-8", errors="replace")
-                                 for i in ids]
-        return out
-
-    def detokenize(self, req: DetokenizeRequest) -> dict[str, Any]:
-        self.check_model(req.model)
-        bad = [t for t in req.tokens if not 0 <= t < self.n_vocab]
-        if bad:
-            raise InvalidRequestError(
-                f"token id {bad[0]} is outside the vocabulary (0..{self.n_vocab - 1})",
-                param="tokens")
-        return {"prompt": self.prompt_text(list(req.tokens))}
 
     # ------------------------------------------------------------------ chat completions
 
