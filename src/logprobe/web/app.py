@@ -1,7 +1,7 @@
 """The viewer as a FastAPI router (mountable under ``/ui`` of any app) or a standalone app.
 
-Pages and assets are plain files in ``static/`` (no build step, no CDN), served by name from a
-fixed list. Every response carries a strict Content-Security-Policy (scripts and styles only
+Assets are plain files in ``static/`` (no build step, no CDN), served by name from a fixed
+list; every page is the one shell ``static/page.html.in`` with its title and script filled in. Every response carries a strict Content-Security-Policy (scripts and styles only
 from the viewer itself, no inline script), and the pages put data in the DOM with
 ``textContent`` only.
 """
@@ -28,13 +28,21 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-PAGES = ("index", "run", "response", "compare", "calibration", "playground")
+PAGES = {"index": "Runs", "run": "Run", "response": "Response", "compare": "Compare runs",
+         "calibration": "Calibration", "playground": "Playground"}
+"""Page name (its script is ``static/<name>.js``) -> title."""
 MEDIA_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
 
 
 def _asset(name: str) -> bytes:
     return resources.files("logprobe.web").joinpath("static", name).read_bytes()
+
+
+def _pages() -> dict[str, bytes]:
+    shell = _asset("page.html.in").decode("utf-8")
+    return {name: shell.replace("{title}", title).replace("{page}", name).encode("utf-8")
+            for name, title in PAGES.items()}
 
 
 def _assets() -> dict[str, bytes]:
@@ -70,7 +78,7 @@ def create_ui_router(store: Store, engine: Any = None, *,
     router = APIRouter(route_class=UIRoute)
     holder = EngineHolder(engine, engine_factory)
     assets = _assets()
-    pages = {name: _asset(f"{name}.html") for name in PAGES}
+    pages = _pages()
 
     @router.get("/", include_in_schema=False)
     def index() -> Response:
