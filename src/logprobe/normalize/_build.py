@@ -7,13 +7,13 @@ option that would have produced them; a payload with no choices at all raises
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NoLogprobsError
 from ..types import Choice, Completion, FinishReason, LogprobMode, TokenLogprob, Usage
-from ._common import Ctx, as_obj, at, fail, get_int
+from ._common import Ctx, as_obj, at, fail, get_int, get_str
 
 HOW_TO_REQUEST: dict[str, str] = {
     "openai_chat": 'send "logprobs": true (and "top_logprobs": N for alternatives; '
@@ -218,3 +218,36 @@ def check_same_response(
             f"chunks from different responses in one stream: {value!r} here, "
             f"{first[0]!r} at {first[1] or '$'}",
         )
+
+
+def parse_chunk_stream(
+    chunks: Sequence[Any], ctx: Ctx, deltas: Callable[[Any, str, Ctx], list[Delta]],
+    finish_choice: Callable[[ChoiceParts, Usage | None], None] | None = None,
+) -> Completion:
+    """A Completion from the chunks of an OpenAI-style stream (chat, completions, Together).
+
+    ``deltas`` reads one chunk's per-choice deltas; ``finish_choice`` fixes up each choice once
+    all chunks are in (given the stream's usage). Every chunk must carry the same ``id``."""
+    if not chunks:
+        raise fail("", "an empty stream: no chunks")
+    by_index: dict[int, ChoiceParts] = {}
+    seen: dict[str, Any] = {}
+    model, usage, created = "", None, None
+    for n, chunk in enumerate(chunks):
+        path = at("", n)
+        for d in deltas(chunk, path, ctx):
+            add_delta(by_index, d)
+        ch = as_obj(chunk, path)
+        check_same_response(ch, path, "id", seen)
+        model = get_str(ch, "model", path, model) or model
+        created = get_int(ch, "created", path, created)
+        usage = read_usage(ch, path) or usage
+    if finish_choice is not None:
+        for p in by_index.values():
+            finish_choice(p, usage)
+    first_id = seen.get("id")
+    return assemble(
+        list(by_index.values()), ctx, model=model, usage=usage,
+        id=None if first_id is None else first_id[0], created=created,
+        choices_path="[*].choices",
+    )

@@ -14,15 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..types import Completion, TokenLogprob
-from ._build import (
-    ChoiceParts,
-    Delta,
-    add_delta,
-    assemble,
-    check_same_response,
-    map_finish,
-    read_usage,
-)
+from ._build import ChoiceParts, Delta, assemble, map_finish, parse_chunk_stream, read_usage
 from ._common import (
     Ctx,
     as_list,
@@ -130,19 +122,4 @@ def chunk_deltas(chunk: Any, path: str, ctx: Ctx) -> list[Delta]:
 
 
 def _parse_stream(chunks: Sequence[Any], ctx: Ctx) -> Completion:
-    if not chunks:
-        raise fail("", "an empty stream: no chunks")
-    by_index: dict[int, ChoiceParts] = {}
-    seen: dict[str, Any] = {}
-    model, usage = "", None
-    for n, chunk in enumerate(chunks):
-        path = at("", n)
-        for d in chunk_deltas(chunk, path, ctx):
-            add_delta(by_index, d)
-        ch = as_obj(chunk, path)
-        check_same_response(ch, path, "id", seen)
-        model = get_str(ch, "model", path, model) or model
-        usage = read_usage(ch, path) or usage
-    first_id = seen.get("id")
-    return assemble(list(by_index.values()), ctx, model=model, usage=usage,
-                    id=None if first_id is None else first_id[0], choices_path="[*].choices")
+    return parse_chunk_stream(chunks, ctx, chunk_deltas)
