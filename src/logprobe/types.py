@@ -166,6 +166,23 @@ class Choice:
         """Logprobs of the generated tokens (``None`` entries skipped)."""
         return [t.logprob for t in self.tokens if t.logprob is not None]
 
+    @property
+    def logprob(self) -> float:
+        """Sum of the generated tokens' logprobs: the log-probability of the whole text."""
+        return float(sum(self.logprobs))
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Mean logprob per generated token; ``None`` when no token carries a logprob."""
+        lps = self.logprobs
+        return sum(lps) / len(lps) if lps else None
+
+    @property
+    def perplexity(self) -> float | None:
+        """``exp(-mean_logprob)``; ``None`` when no token carries a logprob."""
+        mean = self.mean_logprob
+        return None if mean is None else math.exp(-mean)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -204,15 +221,34 @@ class Completion:
     @property
     def choice(self) -> Choice:
         """The first choice (most responses have exactly one)."""
+        if not self.choices:
+            raise IndexError("this completion has no choices")
         return self.choices[0]
 
     @property
     def text(self) -> str:
-        return self.choices[0].text
+        """The first choice's text."""
+        return self.choice.text
 
     @property
     def tokens(self) -> tuple[TokenLogprob, ...]:
-        return self.choices[0].tokens
+        """The first choice's generated tokens."""
+        return self.choice.tokens
+
+    @property
+    def logprob(self) -> float:
+        """The first choice's summed logprob (see :attr:`Choice.logprob`)."""
+        return self.choice.logprob
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """The first choice's mean logprob per token (``choices[i].mean_logprob`` for others)."""
+        return self.choice.mean_logprob
+
+    @property
+    def perplexity(self) -> float | None:
+        """The first choice's perplexity (``choices[i].perplexity`` for others)."""
+        return self.choice.perplexity
 
     def to_dict(self) -> dict[str, Any]:
         return {

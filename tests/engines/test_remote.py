@@ -160,6 +160,29 @@ def test_request_body_carries_the_params(fake: Scripted) -> None:
     assert comp.tokens[0].logprob == -0.1
 
 
+def test_keyword_options_reach_the_request_body(fake: Scripted) -> None:
+    fake.replies = [Reply(body=chat_ok([("Hi", -0.1), ("!", -0.3)], top=1))]
+    with engine_for(fake) as eng:
+        comp = eng.chat(MSGS, top_logprobs=5, max_tokens=8, temperature=0)
+        with pytest.raises(InvalidRequestError) as info:
+            eng.chat(MSGS, GenerationParams.make(max_tokens=4), max_tokens=8)
+        assert info.value.param == "max_tokens"
+        with pytest.raises(InvalidRequestError) as info:
+            eng.complete("x", top_logprobs=eng.max_logprobs + 1)
+        assert info.value.param == "top_logprobs"
+    body = fake.requests[0][2]
+    assert (body["top_logprobs"], body["max_tokens"], body["temperature"]) == (5, 8, 0)
+    assert len(fake.requests) == 1  # bad options never reach the server
+    assert comp.mean_logprob == pytest.approx((-0.1 - 0.3) / 2)
+
+
+def test_capabilities_are_explicit_properties(fake: Scripted) -> None:
+    with engine_for(fake, max_logprobs=7) as eng:
+        assert isinstance(eng, Engine)
+        assert (eng.max_logprobs, eng.exact_entropy) == (7, False)
+        assert eng.can_score  # unknown until the first score checks echo
+
+
 # ── retries and errors ───────────────────────────────────────────────────────────────────────
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
+
+from typing_extensions import Unpack
 
 from ..errors import InvalidRequestError
 from ..types import Completion, LogprobMode, ScoredText, TokenLogprob
@@ -110,6 +112,62 @@ class GenerationParams:
             _num("logit_bias", v, -100.0, 100.0)
 
 
+class GenerationOptions(TypedDict, total=False):
+    """The keyword options every engine's ``complete``/``chat``/``stream`` accept (the fields of
+    :class:`GenerationParams`), e.g. ``eng.chat(msgs, top_logprobs=5, max_tokens=8)``."""
+
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    seed: int | None
+    stop: str | Sequence[str] | None
+    n: int
+    logprobs: bool
+    top_logprobs: int
+    prompt_logprobs: int | None
+    logprob_mode: LogprobMode
+    logit_bias: Mapping[int, float] | None
+    presence_penalty: float
+    frequency_penalty: float
+
+
+_OPTION_NAMES = frozenset(GenerationOptions.__annotations__)
+
+
+def resolve_params(
+    params: GenerationParams | None = None,
+    *,
+    max_logprobs: int = DEFAULT_MAX_LOGPROBS,
+    **options: Unpack[GenerationOptions],
+) -> GenerationParams:
+    """The validated :class:`GenerationParams` for a call given ``params``, keyword options, or
+    both when they agree.
+
+    Keyword options left at ``None`` count as not given. An option that contradicts ``params``
+    raises :class:`InvalidRequestError` naming it, as does an unknown option or a bad value.
+    """
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        raise InvalidRequestError(
+            f"unknown generation option {unknown[0]!r}; expected one of "
+            f"{', '.join(sorted(_OPTION_NAMES))}", param=unknown[0])
+    given = {k: v for k, v in options.items() if v is not None}
+    if params is None:
+        return GenerationParams.make(max_logprobs=max_logprobs, **given)
+    if given:
+        as_given = GenerationParams.make(max_logprobs=max_logprobs, **given)
+        for name in sorted(given):
+            mine, theirs = getattr(as_given, name), getattr(params, name)
+            if mine != theirs:
+                raise InvalidRequestError(
+                    f"{name}={mine!r} contradicts params.{name}={theirs!r}: give each option "
+                    "either in params or as a keyword", param=name)
+    params.validate(max_logprobs=max_logprobs)
+    return params
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     """One step of a streamed generation for choice ``index``.
@@ -145,16 +203,46 @@ class TokenConstraint(Protocol):
 
 @runtime_checkable
 class Engine(Protocol):
-    """What every engine offers. All methods are thread-safe."""
+    """What every engine offers (embedded :class:`~logprobe.engines.llamacpp.LlamaEngine`,
+    :class:`~logprobe.engines.remote.RemoteEngine`). All methods are thread-safe.
 
-    model_name: str
+    Generation takes either ``params`` or keyword options (:class:`GenerationOptions`); both are
+    resolved by :func:`resolve_params`. Capabilities are properties, so callers never probe
+    attributes: ``can_score`` (``score``/``score_continuations`` give trustworthy teacher-forced
+    logprobs), ``max_logprobs`` (most alternatives per token) and ``exact_entropy`` (tokens carry
+    the entropy of the full distribution rather than ``None``).
+    """
 
-    def complete(self, prompt: Prompt, params: GenerationParams | None = None) -> Completion:
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def max_logprobs(self) -> int: ...
+
+    @property
+    def can_score(self) -> bool: ...
+
+    @property
+    def exact_entropy(self) -> bool: ...
+
+    def complete(
+        self,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        constraint: TokenConstraint | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Completion:
         """Plain completion of a text prompt (or token ids)."""
         ...
 
     def chat(
-        self, messages: Sequence[Message], params: GenerationParams | None = None
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams | None = None,
+        *,
+        constraint: TokenConstraint | None = None,
+        **options: Unpack[GenerationOptions],
     ) -> Completion:
         """Chat completion: the model's chat template is applied to ``messages``."""
         ...
@@ -165,14 +253,22 @@ class Engine(Protocol):
         params: GenerationParams | None = None,
         *,
         messages: Sequence[Message] | None = None,
+        constraint: TokenConstraint | None = None,
+        **options: Unpack[GenerationOptions],
     ) -> Iterator[StreamEvent]:
         """Token-by-token events; closing the iterator cancels the generation."""
         ...
 
     def score(
-        self, text: str, *, prompt: Prompt | None = None, top_logprobs: int = 0
+        self,
+        text: str,
+        *,
+        prompt: Prompt | None = None,
+        top_logprobs: int = 0,
+        messages: Sequence[Message] | None = None,
     ) -> ScoredText:
-        """Teacher-forced logprobs of ``text`` (after ``prompt`` when given)."""
+        """Teacher-forced logprobs of ``text`` (after ``prompt``, or as the assistant's reply to
+        ``messages``, when given)."""
         ...
 
     def score_continuations(
@@ -186,4 +282,7 @@ class Engine(Protocol):
 
     def render_chat(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
         """The prompt text the chat template produces for ``messages``."""
+        ...
+
+    def close(self) -> None:
         ...

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from typing_extensions import Unpack
+
 from ..errors import InvalidRequestError, NoLogprobsError
 from ..normalize import normalize_with_notes
 from ..types import Completion, ScoredText, TokenLogprob
@@ -27,7 +29,15 @@ from . import _remote_score
 from ._http import HttpClient, RetryPolicy, split_base_url
 from ._probe import ServerCapabilities, probe_server
 from ._remote_stream import stream_events
-from .base import DEFAULT_MAX_LOGPROBS, GenerationParams, Message, Prompt, StreamEvent
+from .base import (
+    DEFAULT_MAX_LOGPROBS,
+    GenerationOptions,
+    GenerationParams,
+    Message,
+    Prompt,
+    StreamEvent,
+    resolve_params,
+)
 
 __all__ = ["RemoteEngine", "ServerCapabilities"]
 
@@ -141,10 +151,9 @@ class RemoteEngine:
             body["echo"] = True
         return body
 
-    def _params(self, params: GenerationParams | None) -> GenerationParams:
-        p = params or GenerationParams()
-        p.validate(max_logprobs=self.max_logprobs)
-        return p
+    def _params(self, params: GenerationParams | None, options: GenerationOptions
+                ) -> GenerationParams:
+        return resolve_params(params, max_logprobs=self.max_logprobs, **options)
 
     def _finish(self, payload: Any, p: GenerationParams) -> Completion:
         comp = normalize_with_notes(payload, require_logprobs=p.logprobs).completion
@@ -155,20 +164,21 @@ class RemoteEngine:
         return trim_completion(comp, p)
 
     def complete(self, prompt: Prompt, params: GenerationParams | None = None, *,
-                 constraint: Any = None) -> Completion:
-        """``POST /completions``; ``prompt_logprobs`` is served through ``echo``."""
+                 constraint: Any = None, **options: Unpack[GenerationOptions]) -> Completion:
+        """``POST /completions``; ``prompt_logprobs`` is served through ``echo``. Options go
+        in ``params`` or as keywords (``top_logprobs=5, max_tokens=8``)."""
         _no_constraint(constraint)
-        p = self._params(params)
+        p = self._params(params, options)
         if not isinstance(prompt, str) and not all(isinstance(t, int) for t in prompt):
             raise InvalidRequestError("prompt must be a string or a list of token ids",
                                       param="prompt")
         return self._request("/completions", lambda: self.completion_body(prompt, p), p)
 
     def chat(self, messages: Sequence[Message], params: GenerationParams | None = None, *,
-             constraint: Any = None) -> Completion:
-        """``POST /chat/completions``."""
+             constraint: Any = None, **options: Unpack[GenerationOptions]) -> Completion:
+        """``POST /chat/completions`` (options in ``params`` or as keywords)."""
         _no_constraint(constraint)
-        p = self._params(params)
+        p = self._params(params, options)
         return self._request("/chat/completions", lambda: self.chat_body(messages, p), p)
 
     def _request(self, route: str, make_body: Any, p: GenerationParams) -> Completion:
@@ -183,12 +193,12 @@ class RemoteEngine:
         return self._finish(self.http.post_json(route, make_body()), p)
 
     def stream(self, prompt: Prompt | None = None, params: GenerationParams | None = None, *,
-               messages: Sequence[Message] | None = None, constraint: Any = None
-               ) -> Iterator[StreamEvent]:
+               messages: Sequence[Message] | None = None, constraint: Any = None,
+               **options: Unpack[GenerationOptions]) -> Iterator[StreamEvent]:
         """Token events parsed from the server's SSE stream; closing the iterator closes the
         connection (the server then cancels the generation)."""
         _no_constraint(constraint)
-        p = self._params(params)
+        p = self._params(params, options)
         if (prompt is None) == (messages is None):
             raise InvalidRequestError("give exactly one of prompt or messages", param="prompt")
         if messages is not None:
@@ -201,10 +211,14 @@ class RemoteEngine:
 
     # --- scoring ------------------------------------------------------------------------------
 
-    def score(self, text: str, *, prompt: Prompt | None = None, top_logprobs: int = 0
-              ) -> ScoredText:
+    def score(self, text: str, *, prompt: Prompt | None = None, top_logprobs: int = 0,
+              messages: Sequence[Message] | None = None) -> ScoredText:
         """Teacher-forced logprobs of ``text`` via ``echo`` (the first token has no logprob
         without a prompt)."""
+        if messages is not None:
+            raise InvalidRequestError(
+                "scoring a reply to chat messages needs the chat template, which a remote "
+                "server does not expose; pass the rendered text as prompt", param="messages")
         return _remote_score.score_texts(self, prompt, [text], top_logprobs)[0]
 
     def score_continuations(self, prompt: Prompt, continuations: Sequence[str], *,
@@ -229,6 +243,18 @@ class RemoteEngine:
             param="messages")
 
     # --- capabilities -------------------------------------------------------------------------
+
+    @property
+    def can_score(self) -> bool:
+        """Whether ``score`` may be tried: False once the server's ``echo`` was found missing or
+        misaligned; True before the first check (the first score runs it and raises
+        :class:`InvalidRequestError` with ``param="echo"`` if it fails)."""
+        return self.echo_verified is not False
+
+    @property
+    def exact_entropy(self) -> bool:
+        """Always False: a server returns only the top alternatives, not the distribution."""
+        return False
 
     def probe(self) -> ServerCapabilities:
         """Find what the server supports with a few one-token requests (also remembered)."""

@@ -13,10 +13,6 @@ reported by :func:`normalize_with_notes`. See docs/NORMALIZE.md.
 
 from __future__ import annotations
 
-import sys as _sys
-import types as _types
-from typing import Any
-
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -103,12 +99,3 @@ __all__ = [
     "normalize_with_notes",
 ]
 
-
-class _CallableModule(_types.ModuleType):
-    """``logprobe.normalize`` is both this subpackage and callable as :func:`normalize`."""
-
-    def __call__(self, payload: Any, provider: str | None = None) -> Completion:
-        return normalize(payload, provider)
-
-
-_sys.modules[__name__].__class__ = _CallableModule
