@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import Console
 from rich.progress import (
@@ -22,6 +22,9 @@ from rich.progress import (
 
 from ..errors import InvalidRequestError, ModelNotFoundError
 from ..tasks.models import gemma_model_path
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine, LocalEngine
 
 GEMMA_ALIASES = ("gemma", "gemma3-270m")
 
@@ -40,7 +43,7 @@ def split_list(value: str | None, *, param: str, sep: str = ",") -> list[str] | 
     return [item.strip() for item in value.split(sep)]
 
 
-def open_engine(spec: str | None, *, threads: int | None = None) -> Any:
+def open_engine(spec: str | None, *, threads: int | None = None) -> Engine:
     """An engine for ``--model``: nothing = the embedded default, a ``.gguf`` path, ``gemma``
     (the optional Gemma 3 270M package), or an ``http(s)://`` OpenAI-compatible base URL
     (``URL#model`` picks the remote model name)."""
@@ -56,11 +59,9 @@ def open_engine(spec: str | None, *, threads: int | None = None) -> Any:
     return LlamaEngine(model_path=path, n_threads=threads)
 
 
-def _remote(spec: str) -> Any:
-    try:
-        from ..engines.remote import RemoteEngine
-    except ImportError:
-        raise ModelNotFoundError("remote engines are not available in this build") from None
+def _remote(spec: str) -> Engine:
+    from ..engines.remote import RemoteEngine
+
     url, _, model = spec.partition("#")
     if not model:
         raise InvalidRequestError(
@@ -70,14 +71,23 @@ def _remote(spec: str) -> Any:
     return RemoteEngine(url, model)
 
 
-def close_engine(engine: Any) -> None:
-    close = getattr(engine, "close", None)
-    if callable(close):
-        close()
+def local_engine(engine: Engine, task: str) -> LocalEngine:
+    """``engine`` as one that owns its vocabulary (the embedded engine), or a clear error."""
+    from ..engines.remote import RemoteEngine
+
+    if isinstance(engine, RemoteEngine):
+        raise InvalidRequestError(
+            f"{task} needs the model's own tokens and context size, which a remote server does "
+            "not expose; use the embedded engine (a .gguf --model)", param="model")
+    return cast("LocalEngine", engine)
+
+
+def close_engine(engine: Engine) -> None:
+    engine.close()
 
 
 @contextmanager
-def engine_from(spec: str | None, *, threads: int | None = None) -> Iterator[Any]:
+def engine_from(spec: str | None, *, threads: int | None = None) -> Iterator[Engine]:
     engine = open_engine(spec, threads=threads)
     try:
         yield engine

@@ -286,3 +286,18 @@ class Engine(Protocol):
 
     def close(self) -> None:
         ...
+
+
+@runtime_checkable
+class LocalEngine(Engine, Protocol):
+    """An :class:`Engine` that owns its model's vocabulary and context window (the embedded
+    engine). Grammar constraints, rolling perplexity and the server's token endpoints need these;
+    a remote server does not expose them."""
+
+    @property
+    def n_vocab(self) -> int: ...
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    def token_bytes(self, token_id: int) -> bytes: ...

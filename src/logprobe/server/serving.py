@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from starlette.background import BackgroundTask
@@ -38,6 +38,9 @@ from .streaming import (
     close_iterator,
     sse_frame,
 )
+
+if TYPE_CHECKING:
+    from ..engines.base import LocalEngine
 
 logger = logging.getLogger("logprobe.server")
 T = TypeVar("T")
@@ -80,7 +83,7 @@ class Serving:
     """Everything the routes need, around one engine."""
 
     def __init__(
-        self, engine: Any, *, max_logprobs: int, max_queue: int, recorder: Recorder | None = None,
+        self, engine: LocalEngine, *, max_logprobs: int, max_queue: int, recorder: Recorder | None = None,
     ) -> None:
         self.engine = engine
         self.max_logprobs = max_logprobs

@@ -29,7 +29,7 @@ async def tokenize(serving: Serving, req: TokenizeRequest) -> dict[str, Any]:
             text = engine.render_chat(messages, add_generation_prompt=req.add_generation_prompt)
             return list(engine.tokenize(text, add_bos=True, special=True))
     else:
-        prompt = req.prompt
+        prompt = req.prompt if req.prompt is not None else ""  # one of the two, checked above
 
         def ids_of() -> list[int]:
             return list(engine.tokenize(prompt, add_bos=req.add_special_tokens))

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidRequestError, UnsatisfiableError
 from ..types import LOGPROB_FLOOR, Alternative, Completion, TokenLogprob, tokens_text
@@ -39,6 +39,9 @@ from .scoring import (
     score_options,
     top_two_margin,
 )
+
+if TYPE_CHECKING:
+    from ..engines.base import LocalEngine
 
 Kind = Literal["choices", "regex", "json_schema", "lark"]
 
@@ -110,7 +113,7 @@ class ChooseResult:
 
 
 def choose(
-    engine: Any,
+    engine: LocalEngine,
     prompt: TextOrMessages,
     *,
     choices: Sequence[str] | None = None,
@@ -216,7 +219,7 @@ def _check_encodable(choices: list[str]) -> None:
 
 
 def _check_producible(
-    engine: Any, constraint: GrammarConstraint, choices: list[str], prefix: str
+    engine: LocalEngine, constraint: GrammarConstraint, choices: list[str], prefix: str
 ) -> None:
     """Every choice must be producible: its tokens spell it exactly and the grammar accepts them."""
     for c in choices:
@@ -229,7 +232,7 @@ def _check_producible(
             )
 
 
-def _choices_budget(engine: Any, choices: list[str], prefix: str) -> int:
+def _choices_budget(engine: LocalEngine, choices: list[str], prefix: str) -> int:
     """Tokens enough for the longest choice, even spelled with shorter (non-canonical) tokens."""
     longest = max(len(engine.tokenize(prefix + c)) for c in choices)
     byte_len = max(len((prefix + c).encode("utf-8")) for c in choices)
@@ -237,7 +240,7 @@ def _choices_budget(engine: Any, choices: list[str], prefix: str) -> int:
 
 
 def _generate(
-    engine: Any,
+    engine: LocalEngine,
     prompt: str | list[int],
     constraint: GrammarConstraint,
     max_tokens: int,
@@ -247,7 +250,7 @@ def _generate(
 ) -> Completion:
     from ..engines import GenerationParams
 
-    max_lp = int(getattr(engine, "max_logprobs", 20) or 20)
+    max_lp = engine.max_logprobs
     params = GenerationParams.make(
         max_tokens=max_tokens, temperature=temperature, top_logprobs=min(top_logprobs, max_lp),
         seed=seed, max_logprobs=max_lp, logprob_mode="processed",

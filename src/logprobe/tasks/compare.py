@@ -12,11 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequestError
 from ..types import ScoredText, TokenLogprob
 from .scoring import finite
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +152,8 @@ def _sum_until(
 
 
 def compare_texts(
-    engine_a: Any,
-    engine_b: Any,
+    engine_a: Engine,
+    engine_b: Engine,
     texts: Sequence[str],
     *,
     threshold: float = 1.0,
@@ -172,8 +175,7 @@ def compare_texts(
                                   sum(s.logprob_b for s in segs), tuple(segs), same))
         if on_text:
             on_text(i)
-    name_a = str(getattr(engine_a, "model_name", "a"))
-    name_b = str(getattr(engine_b, "model_name", "b"))
+    name_a, name_b = engine_a.model_name or "a", engine_b.model_name or "b"
     return CompareReport(name_a, name_b, tuple(out), threshold)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from .datasets import MCItem
 from .prompting import build_prompt, require_renderable
 from .runner import ordered_map
 from .scoring import char_length, finite
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine, LocalEngine
 
 METRICS = ("acc", "acc_norm_tokens", "acc_norm_chars")
 
@@ -54,7 +57,7 @@ def _to_loglikelihood(s: ScoredText) -> Loglikelihood:
     return Loglikelihood(s.logprob, s.n_scored, greedy)
 
 
-def loglikelihood(engine: Any, context: str, continuations: Sequence[str]) -> list[Loglikelihood]:
+def loglikelihood(engine: Engine, context: str, continuations: Sequence[str]) -> list[Loglikelihood]:
     """Log-likelihood of each continuation after ``context`` (context prefilled once)."""
     if not continuations:
         raise InvalidRequestError("Invalid 'continuations': none given.", param="continuations")
@@ -90,13 +93,13 @@ class Perplexity:
                 "bits_per_byte": self.bits_per_byte, "windows": self.windows}
 
 
-def rolling_perplexity(engine: Any, text: str, *, window: int | None = None) -> Perplexity:
+def rolling_perplexity(engine: LocalEngine, text: str, *, window: int | None = None) -> Perplexity:
     """Perplexity of ``text``; a document longer than ``window`` tokens (default: half the
     context) is cut at word boundaries into windows, each scored after up to ``window`` preceding
     tokens of context. The first token has no context and is not counted."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidRequestError("Invalid 'text': the document is empty.", param="text")
-    n_ctx = int(getattr(engine, "n_ctx", 2048))
+    n_ctx = int(engine.n_ctx)
     w = window or max(16, n_ctx // 2)
     if w >= n_ctx:
         raise ContextOverflowError(f"window {w} must be below the context size {n_ctx}.",
@@ -113,11 +116,11 @@ def rolling_perplexity(engine: Any, text: str, *, window: int | None = None) -> 
     return Perplexity(total, n, len(text.encode("utf-8")), len(chunks))
 
 
-def _decode(engine: Any, ids: Sequence[int]) -> str:
+def _decode(engine: LocalEngine, ids: Sequence[int]) -> str:
     return b"".join(engine.token_bytes(i) for i in ids).decode("utf-8", errors="replace")
 
 
-def _chunks(engine: Any, ids: list[int], w: int) -> list[tuple[int, int]]:
+def _chunks(engine: LocalEngine, ids: list[int], w: int) -> list[tuple[int, int]]:
     """[start, end) token ranges of at most ``w`` tokens, cut before tokens that begin a word
     (so each chunk re-tokenizes as it was) when one is near the end of the range."""
     out: list[tuple[int, int]] = []
@@ -201,7 +204,7 @@ class MCReport:
         return d
 
 
-def mc_prompt(engine: Any, query: str, *, chat_template: bool) -> str | list[int]:
+def mc_prompt(engine: Engine, query: str, *, chat_template: bool) -> str | list[int]:
     """The prompt handed to the engine: the query, or its chat rendering as token ids."""
     if chat_template:
         built = build_prompt(engine, [{"role": "user", "content": query}])
@@ -211,7 +214,7 @@ def mc_prompt(engine: Any, query: str, *, chat_template: bool) -> str | list[int
 
 
 def score_mc_item(
-    engine: Any, item: MCItem, *, chat_template: bool = False, choice_prefix: str = " "
+    engine: Engine, item: MCItem, *, chat_template: bool = False, choice_prefix: str = " "
 ) -> MCResult:
     """Score every choice of ``item`` as a continuation of its query (query prefilled once)."""
     prompt = mc_prompt(engine, item.query, chat_template=chat_template)

@@ -18,11 +18,14 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import EngineError, InvalidRequestError, UnsatisfiableError
+
+if TYPE_CHECKING:
+    from ..engines.base import LocalEngine
 
 _CACHE: dict[int, tuple[Any, Any]] = {}
 _CACHE_LOCK = threading.Lock()
@@ -44,7 +47,7 @@ def _llguidance() -> Any:
 class _EngineVocab:
     """What llguidance's ``TokenizerWrapper`` reads: token bytes, special ids, EOS, a tokenizer."""
 
-    def __init__(self, engine: Any, n_vocab: int, eos_ids: list[int]):
+    def __init__(self, engine: LocalEngine, n_vocab: int, eos_ids: list[int]):
         self.tokens = [engine.token_bytes(i) for i in range(n_vocab)]
         self.eos_token_id = eos_ids[0]
         self.bos_token_id = getattr(engine, "bos_token_id", None)
@@ -57,7 +60,7 @@ class _EngineVocab:
         return list(self._engine.tokenize(text))
 
 
-def _eos_ids(engine: Any) -> list[int]:
+def _eos_ids(engine: LocalEngine) -> list[int]:
     for attr in ("eog_ids", "eog_token_ids", "eos_token_ids"):
         ids = getattr(engine, attr, None)
         if ids:
@@ -71,7 +74,7 @@ def _eos_ids(engine: Any) -> list[int]:
 _SPECIAL_LOOK = re.compile(rb"^<[^<>\s]{1,64}>$")
 
 
-def _special_ids(engine: Any, eos: list[int], tokens: Sequence[bytes]) -> list[int]:
+def _special_ids(engine: LocalEngine, eos: list[int], tokens: Sequence[bytes]) -> list[int]:
     """Control tokens (``<|im_start|>``...): the engine's list, or tokens that look like ``<x>``
     and that the tokenizer produces only when parsing special tokens."""
     ids = getattr(engine, "special_token_ids", None)
@@ -86,7 +89,7 @@ def _special_ids(engine: Any, eos: list[int], tokens: Sequence[bytes]) -> list[i
     return sorted(found)
 
 
-def lltokenizer_for(engine: Any) -> Any:
+def lltokenizer_for(engine: LocalEngine) -> Any:
     """The llguidance tokenizer of ``engine`` (built once per engine, ~1 s, then cached)."""
     key = id(engine)
     with _CACHE_LOCK:
@@ -237,7 +240,7 @@ class GrammarConstraint:
         return bool(self._matcher.is_accepting())
 
 
-def make_constraint(engine: Any, grammar: str, *, param: str = "grammar") -> GrammarConstraint:
+def make_constraint(engine: LocalEngine, grammar: str, *, param: str = "grammar") -> GrammarConstraint:
     """A fresh :class:`GrammarConstraint` for ``engine`` (one per generation)."""
     return GrammarConstraint(lltokenizer_for(engine), grammar, int(engine.n_vocab), param=param)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequestError, LogprobeError
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 DEFAULT_CLASSIFY_TEMPLATE = "Text: {text}\nCategories: {labels}\nThe category of the text is:"
 """Default prompt of :func:`~logprobe.tasks.classify`; ``{text}`` and ``{labels}`` are filled in."""
@@ -40,13 +43,10 @@ class BuiltPrompt:
         return self.text if self.ids is None else list(self.ids)
 
 
-def chat_prompt_ids(engine: Any, rendered: str) -> tuple[int, ...] | None:
+def chat_prompt_ids(engine: Engine, rendered: str) -> tuple[int, ...] | None:
     """Token ids of a rendered chat prompt with special tokens parsed (None: no tokenizer)."""
-    tokenize = getattr(engine, "tokenize", None)
-    if not callable(tokenize):
-        return None
     try:
-        return tuple(tokenize(rendered, add_bos=True, special=True))
+        return tuple(engine.tokenize(rendered, add_bos=True, special=True))
     except (NotImplementedError, LogprobeError):
         return None
 
@@ -84,7 +84,7 @@ def fill_template(template: str, *, param: str = "template", **values: str) -> s
 
 
 def build_prompt(
-    engine: Any,
+    engine: Engine,
     text_or_messages: TextOrMessages,
     *,
     template: str | None = None,
@@ -131,14 +131,11 @@ def require_renderable(built: BuiltPrompt, task: str) -> None:
         )
 
 
-def _render(engine: Any, messages: Sequence[Mapping[str, Any]]) -> str:
-    render = getattr(engine, "render_chat", None)
-    if not callable(render):
-        return ""  # remote chat endpoints apply their own template; the messages go as they are
+def _render(engine: Engine, messages: Sequence[Mapping[str, Any]]) -> str:
     try:
-        return str(render(messages))
+        return engine.render_chat(messages)
     except (NotImplementedError, InvalidRequestError):
-        return ""
+        return ""  # remote chat endpoints apply their own template; the messages go as they are
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .prompting import TextOrMessages, build_prompt, require_renderable
 from .scoring import (
@@ -20,6 +20,9 @@ from .scoring import (
     finite,
     score_options,
 )
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,7 @@ class RerankResult:
 
 
 def rerank(
-    engine: Any,
+    engine: Engine,
     prompt: TextOrMessages,
     candidates: Sequence[str],
     *,

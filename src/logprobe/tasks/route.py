@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from ..types import TokenLogprob
 from .classify import ClassifyResult, classify
 from .datasets import TextRow
 from .runner import ordered_map
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 CLASSIFY_SIGNALS = ("confidence", "margin")
 GENERATE_SIGNALS = ("mean_logprob", "min_prob", "p10")
@@ -86,8 +89,8 @@ class RouteDecision:
         }
 
 
-def _name(engine: Any) -> str:
-    return str(getattr(engine, "model_name", type(engine).__name__))
+def _name(engine: Engine) -> str:
+    return engine.model_name or type(engine).__name__
 
 
 def route_classify(
@@ -119,7 +122,7 @@ def route_generate(
     check_signal(signal, GENERATE_SIGNALS)
     params = GenerationParams.make(max_tokens=max_tokens, temperature=0.0)
 
-    def run(engine: Any) -> Any:
+    def run(engine: Engine) -> Any:
         if chat:
             return engine.chat([{"role": "user", "content": prompt}], params)
         return engine.complete(prompt, params)
