@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from logprobe.cli.main import main
+from logprobe import Completion
 from logprobe.normalize import normalize
 
 LOGPROBE = str(Path(sys.executable).with_name("logprobe"))
@@ -50,12 +52,26 @@ def test_table_and_summary(chat_file: Path, capsys: pytest.CaptureFixture[str]) 
     assert "mean logprob" in out and "decision:" in out
 
 
-def test_json_is_the_neutral_structure(chat_file: Path, capsys: pytest.CaptureFixture[str]
-                                       ) -> None:
+def test_json_is_the_neutral_structure_with_the_analysis(
+        chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(chat_file), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    analysis = out["choices"][0].pop("analysis")
+    assert out.pop("notes") == []
     assert out == normalize(CHAT).to_dict()
+    assert Completion.from_dict(out) == normalize(CHAT)
     assert out["choices"][0]["tokens"][2]["rank"] == 2
+    # the same report the human output prints, computed here from the three logprobs
+    lps = [-0.05, -0.2, -2.3]
+    summary = analysis["summary"]
+    assert summary["n_scored"] == 3
+    assert summary["mean_logprob"] == pytest.approx(sum(lps) / 3)
+    assert summary["min_prob"] == pytest.approx(math.exp(-2.3))
+    assert summary["perplexity"] == pytest.approx(math.exp(-sum(lps) / 3))
+    assert analysis["decision"] in ("publish", "review", "reject")
+    assert analysis["text"] == "Paris is nice"
+    assert isinstance(analysis["low_spans"], list) and isinstance(analysis["critical"], list)
+    assert "nice" in json.dumps(analysis["low_spans"])  # p = 0.10: the one weak token
 
 
 def test_sse_and_jsonl_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,18 +149,6 @@ def test_echo_only_scoring_shows_prompt_tokens(tmp_path: Path,
     out = capsys.readouterr().out
     assert "2 prompt tokens" in out and " cat" in out and "-4.2000" in out
     assert "decision:" in out
-
-
-def test_basic_summary_fallback_numbers() -> None:
-    from rich.console import Console
-
-    from logprobe.cli.inspect import _basic_summary
-    from logprobe.types import TokenLogprob
-
-    console = Console(record=True, width=80)
-    toks = [TokenLogprob("a", b"a", None), TokenLogprob("b", b"b", -1.0),
-            TokenLogprob("c", b"c", -3.0)]
-    console.print(_basic_summary(toks))
-    text = console.export_text()
-    assert "2 of 3" in text and "-2.0000" in text and "-3.0000" in text
-    assert "7.389" in text  # perplexity exp(2)
+    assert main(["inspect", str(f), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["choices"][0]["analysis"]
+    assert report["summary"]["n_scored"] == 1 and report["text"] == "The cat"

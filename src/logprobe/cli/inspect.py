@@ -1,18 +1,19 @@
 """``logprobe inspect FILE|-``: any provider's response (JSON, JSON Lines of stream chunks, or
 SSE ``data:`` text) as a token table and a confidence summary; ``--json`` prints the neutral
-structure (:meth:`Completion.to_dict`). Notes on quirks met while reading go to stderr."""
+structure (:meth:`Completion.to_dict`) with each choice's confidence report beside its tokens
+(``choices[i].analysis``: summary, low spans, critical tokens, decision; see
+:func:`logprobe.analysis.report`) and the reading notes. Notes also go to stderr."""
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from ..analysis import print_report, report
 from ..errors import InvalidRequestError
 from ..normalize import PROVIDERS, normalize_with_notes
 from ..types import Choice, TokenLogprob
@@ -24,7 +25,8 @@ ProviderOpt = Annotated[
     typer.Option("--provider", "-p",
                  help=f"Payload shape (default: detected): {', '.join(PROVIDERS)}."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the neutral structure as JSON.")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print the neutral structure with each choice's confidence report as JSON.")]
 TopOpt = Annotated[int, typer.Option("--top", "-n", min=0, max=20,
                                      help="Alternatives shown per token.")]
 ChoiceOpt = Annotated[int | None, typer.Option("--choice", help="Show only this choice index.")]
@@ -58,7 +60,7 @@ def inspect_command(file: FileArg, provider: ProviderOpt = None, json_out: JsonO
         stderr.print(f"note: {note}", markup=False)
     comp = result.completion
     if json_out:
-        print_json(comp.to_dict())
+        print_json(inspect_dict(comp.to_dict(), comp.choices, result.notes))
         return
     choices = comp.choices
     if choice is not None:
@@ -73,6 +75,26 @@ def inspect_command(file: FileArg, provider: ProviderOpt = None, json_out: JsonO
         _show_choice(c, top, prompt)
 
 
+def inspect_dict(data: dict[str, Any], choices: Sequence[Choice], notes: Sequence[str]
+                 ) -> dict[str, Any]:
+    """``data`` (a Completion's dict) with each choice's report beside its tokens, and the notes.
+
+    ``Completion.from_dict`` ignores the added keys, so the output still reads back."""
+    for d, c in zip(data["choices"], choices, strict=True):
+        tokens = _analysed_tokens(c)
+        d["analysis"] = report(list(tokens)) if _scored(tokens) else None
+    return {**data, "notes": list(notes)}
+
+
+def _analysed_tokens(c: Choice) -> Sequence[TokenLogprob]:
+    """The generated tokens, or the prompt tokens for a pure ``echo`` scoring response."""
+    return c.tokens or c.prompt_tokens or ()
+
+
+def _scored(tokens: Sequence[TokenLogprob]) -> bool:
+    return any(t.logprob is not None for t in tokens)
+
+
 def _show_choice(c: Choice, top: int, prompt: bool) -> None:
     """Token tables of one choice and a summary of its generated tokens (of its prompt tokens
     when there are none, as for a pure ``echo`` scoring request)."""
@@ -83,35 +105,9 @@ def _show_choice(c: Choice, top: int, prompt: bool) -> None:
         stdout.print(token_table(c.tokens, top_n=top,
                                  title=f"choice {c.index}: {len(c.tokens)} tokens, finish "
                                  f"{c.finish_reason or 'unknown'}"))
-    tokens = c.tokens or c.prompt_tokens or ()
-    if any(t.logprob is not None for t in tokens):
-        _summary(tokens)
-
-
-def _summary(tokens: Sequence[TokenLogprob]) -> None:
-    try:
-        from ..analysis import print_report
-    except ImportError:
-        stdout.print(_basic_summary(tokens))
-        stdout.print("note: logprobe.analysis is not available; basic statistics only",
-                     markup=False)
-        return
-    print_report(stdout, list(tokens))
-
-
-def _basic_summary(tokens: Sequence[TokenLogprob]) -> Table:
-    """Mean and minimum logprob and perplexity of the scored tokens."""
-    lps = [t.logprob for t in tokens if t.logprob is not None]
-    table = Table(title="confidence", show_header=False, box=None, pad_edge=False)
-    table.add_column("metric", style="dim")
-    table.add_column("value", justify="right")
-    table.add_row("tokens scored", f"{len(lps)} of {len(tokens)}")
-    if lps:
-        mean = sum(lps) / len(lps)
-        table.add_row("mean logprob", f"{mean:.4f}")
-        table.add_row("min logprob", f"{min(lps):.4f}")
-        table.add_row("perplexity", f"{math.exp(-mean):.3f}" if -mean < 700 else "inf")
-    return table
+    tokens = _analysed_tokens(c)
+    if _scored(tokens):
+        print_report(stdout, list(tokens))
 
 
 def register(app: typer.Typer) -> None:
