@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..types import TokenLogprob
-from ._json import json_safe
+from .._json import json_safe
 from ._layout import Layout, layout
 from .critical import KINDS, critical_spans
 from .sequence import (

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ..errors import CalibrationError, InvalidRequestError
 from ..types import TokenLogprob
-from ._json import json_safe
+from .._json import json_safe
 from .analyzer import Analysis, analyze
 from .policy import CONFIDENCE, Policy, Rule, get_policy
 from .sequence import Analyzable, SequenceSummary

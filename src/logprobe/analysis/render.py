@@ -14,7 +14,7 @@ from typing import Any
 from rich.text import Text
 
 from ..types import TokenLogprob
-from ._json import json_safe
+from .._json import json_safe
 from .analyzer import Analysis, analyze
 from .sequence import Analyzable
 from .tokens import clean_alternatives, same_token

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..types import TokenLogprob
-from ._json import json_safe
+from .._json import json_safe
 from .gate import ConfidenceTransform, Decision, gate
 from .policy import Policy
 from .render import legend, render_terminal

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InvalidRequestError
 from ..types import Choice, Completion, ScoredText, TokenLogprob
-from ._json import json_safe
+from .._json import json_safe
 from ._layout import token_raw
 from .tokens import TokenStats, all_token_stats
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._json import json_safe
+from .._json import json_safe
 from ._layout import Layout
 from .tokens import TokenStats
 

@@ -135,7 +135,7 @@ class TokenStats:
     listed_mass: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        from ._json import json_safe
+        from .._json import json_safe
 
         return json_safe(
             {

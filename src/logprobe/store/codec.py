@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._json import finite, json_safe
 from ..types import Alternative, TokenLogprob, clamp_logprob
 from .schema import escape_text
 
 
 def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
-
-
-def _finite(value: float | None) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
 
 
 def encode_alternatives(alts: Sequence[Alternative]) -> str | None:
@@ -64,7 +57,7 @@ def token_tuple(response_id: int, part: int, position: int, t: TokenLogprob) -> 
     if lp is not None and not -9999.0 <= lp <= 0.0:
         lp = clamp_logprob(lp)
     return (response_id, part, position, escape_text(t.token), t.bytes, t.id, lp, t.rank,
-            _finite(t.entropy), encode_alternatives(t.top_logprobs))
+            finite(t.entropy), encode_alternatives(t.top_logprobs))
 
 
 def row_token(row: Any, *, with_alternatives: bool = True) -> TokenLogprob:
@@ -83,7 +76,8 @@ def row_token(row: Any, *, with_alternatives: bool = True) -> TokenLogprob:
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-safe copy of request parameters (dataclasses, mappings, tuples, bytes, floats)."""
+    """A JSON-safe copy of request parameters: dataclasses become dicts, sets lists, bytes lists
+    of ints and unknown objects their ``str``; numbers follow :func:`logprobe._json.json_safe`."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
@@ -92,8 +86,5 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, bytes):
         return list(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    return str(value)
+    safe = json_safe(value)
+    return safe if safe is None or isinstance(safe, (bool, int, float, str)) else str(value)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
+from .._paths import logprobe_home
 from ..errors import StoreError
 
 BUSY_TIMEOUT_S = 30.0
@@ -30,12 +31,6 @@ WRITE_OPTION = "logprobe_write"
 """Execution option that marks a connection whose transactions write (``BEGIN IMMEDIATE``)."""
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@/]*@")
-
-
-def logprobe_home() -> Path:
-    """The data directory: ``$LOGPROBE_HOME`` or ``~/.logprobe``."""
-    env = os.environ.get("LOGPROBE_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".logprobe"
 
 
 def default_url() -> str:

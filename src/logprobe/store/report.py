@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .._json import json_safe
 from ..errors import InvalidRequestError
 
 FORMATS = ("table", "jsonl", "csv")
@@ -49,7 +49,7 @@ def write_rows(rows: Sequence[Mapping[str, Any]], fmt: str, out: Path | None,
     with output(out) as fh:
         if fmt == "jsonl":
             for row in rows:
-                fh.write(json.dumps(_json_safe(row), ensure_ascii=False, allow_nan=False) + "\n")
+                fh.write(json.dumps(json_safe(row), ensure_ascii=False, allow_nan=False) + "\n")
         elif fmt == "csv":
             writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
@@ -59,19 +59,9 @@ def write_rows(rows: Sequence[Mapping[str, Any]], fmt: str, out: Path | None,
             _table(rows, columns, fh, title)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, (list, dict, tuple)):
-        return json.dumps(_json_safe(value), ensure_ascii=False)
+        return json.dumps(json_safe(value), ensure_ascii=False)
     return "" if value is None else value
 
 
