@@ -183,6 +183,17 @@ def test_capabilities_are_explicit_properties(fake: Scripted) -> None:
         assert eng.can_score  # unknown until the first score checks echo
 
 
+def test_a_server_without_echo_cannot_score_and_is_asked_only_once(fake: Scripted) -> None:
+    fake.replies = [Reply(400, error_body("echo is not supported", param="echo"))]
+    with engine_for(fake) as eng:
+        for _ in range(2):
+            with pytest.raises(InvalidRequestError, match="echo") as info:
+                eng.score(" Paris", prompt="The capital of France is")
+            assert info.value.param == "echo"
+        assert not eng.can_score and eng.quirks.echo_ok is False
+    assert len(fake.requests) == 1  # the failed check is remembered
+
+
 # ── retries and errors ───────────────────────────────────────────────────────────────────────
 
 
@@ -279,7 +290,7 @@ def test_server_needing_top_logprobs_is_asked_again_once(fake: Scripted) -> None
     fake.replies = [Reply(body=no_lp), Reply(body=chat_ok([("Hi", -0.1)]))]
     with engine_for(fake) as eng:
         comp = eng.chat(MSGS, GenerationParams.make(top_logprobs=0))
-        assert comp.tokens[0].top_logprobs == () and eng.min_top_logprobs == 1
+        assert comp.tokens[0].top_logprobs == () and eng.quirks.min_top_logprobs == 1
     assert [r[2]["top_logprobs"] for r in fake.requests] == [0, 1]
 
 
@@ -448,3 +459,6 @@ def test_probe_of_logprobes_own_server(served: RemoteEngine) -> None:
     assert caps.chat and caps.completions and caps.logprobs and caps.echo
     assert caps.n_choices and caps.stream_logprobs and caps.top_logprobs_max == 20
     assert not caps.top_logprobs_required
+    # the engine keeps what the probe found in the one quirks object it owns
+    assert served.quirks.capabilities is caps and served.quirks.echo_ok is True
+    assert served.can_score and served.quirks.tokenize_route is not None

@@ -84,4 +84,4 @@ def test_remote_engine_tokenizes_through_the_server(server: Any, engine: Any) ->
     text = "The remote engine finds /tokenize on its own."
     with RemoteEngine(server.base_url, engine.model_name, max_retries=0) as remote:
         assert remote.tokenize(text) == engine.tokenize(text)
-        assert remote.tokenize_route == "vllm"
+        assert remote.quirks.tokenize_route == "vllm"

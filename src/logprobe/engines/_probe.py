@@ -3,7 +3,9 @@
 Servers that call themselves OpenAI-compatible differ exactly where logprobs are concerned:
 some return none unless alternatives are requested, cap or ignore ``top_logprobs``, silently
 return one choice for ``n=2``, drop logprobs when streaming, or echo prompt logprobs shifted by
-one position. Probing tells the caller up front instead of failing (or misleading) later.
+one position. Probing tells the caller up front instead of failing (or misleading) later. The probe only
+reads the engine (its requests go out with what the engine knows so far); the engine records the
+result in its :class:`~._quirks.ServerQuirks`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LogprobeError
 from ..normalize import normalize_with_notes
 from ..types import Completion
-from ._remote_score import check_echo, tokenize
+from ._remote_score import check_echo
 from .base import GenerationParams
 
 if TYPE_CHECKING:
@@ -70,12 +72,11 @@ def probe_server(eng: RemoteEngine) -> ServerCapabilities:
         found["n_choices"] = _probe_n(eng, route, problems)
         found["stream_logprobs"] = _probe_stream(eng, route, problems)
     ok, why = check_echo(eng)
-    eng.echo_verified, eng.echo_problem = ok, why
     found["echo"] = ok
     if not ok:
         problems.append(f"echo: {why}")
     try:
-        tokenize(eng, "Hello", add_bos=False, special=False)
+        eng.tokenize("Hello")
         found["tokenize"] = True
     except LogprobeError as e:
         problems.append(f"tokenize: {e.message}")
@@ -104,7 +105,6 @@ def _probe_logprobs(eng: RemoteEngine, found: dict[str, Any], problems: list[str
                 found["logprobs"] = True
                 if top == 1 and best is None:
                     found["top_logprobs_required"] = True
-                    eng.min_top_logprobs = 1
                 best = best or route
                 break
         else:

@@ -4,8 +4,9 @@ Scoring uses ``/completions`` with ``echo: true`` and ``max_tokens: 1``: the ech
 tokens carry teacher-forced logprobs. The concatenated ``prompt + text`` is split back at the
 prompt's byte length; a token straddling that boundary means the server tokenized the two
 together differently from separately, and scoring says so rather than guessing. Before the first
-score the engine checks once that the server's echo logprobs agree with its own generation
-(llama-cpp-python's are shifted by one position), so wrong numbers are never returned.
+score the engine checks once (:func:`check_echo`) that the server's echo logprobs agree with its
+own generation (llama-cpp-python's are shifted by one position), so wrong numbers are never
+returned. These functions only read the engine; what they find goes back to it as results.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ ECHO_TOLERANCE = 0.05
 
 def score_texts(eng: RemoteEngine, prompt: Prompt | None, texts: Sequence[str], top: int
                 ) -> list[ScoredText]:
-    _check_args(eng, prompt, texts, top)
-    ensure_echo(eng)
+    """Teacher-forced tokens of each text after ``prompt`` (arguments and echo checked first
+    by the engine)."""
     ptext = prompt if isinstance(prompt, str) else ""
     fulls = [ptext + t for t in texts]
     choices = echo_tokens(eng, fulls, top)
@@ -39,11 +40,11 @@ def score_texts(eng: RemoteEngine, prompt: Prompt | None, texts: Sequence[str], 
             for t, toks in zip(texts, choices, strict=True)]
 
 
-def _check_args(eng: RemoteEngine, prompt: Prompt | None, texts: Sequence[str], top: int
-                ) -> None:
-    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= eng.max_logprobs:
+def check_args(max_logprobs: int, prompt: Prompt | None, texts: Sequence[str], top: int
+               ) -> None:
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= max_logprobs:
         raise InvalidRequestError(
-            f"top_logprobs must be an integer between 0 and {eng.max_logprobs}",
+            f"top_logprobs must be an integer between 0 and {max_logprobs}",
             param="top_logprobs")
     if prompt is not None and not isinstance(prompt, str):
         raise InvalidRequestError("remote scoring takes a text prompt, not token ids",
@@ -121,16 +122,6 @@ def _split(prompt: str | None, text: str, toks: list[TokenLogprob], top: int) ->
                       prompt_token_count=prompt_count)
 
 
-def ensure_echo(eng: RemoteEngine) -> None:
-    """Raise unless the server's ``echo`` logprobs are verified to be right (checked once)."""
-    if eng.echo_verified is None:
-        eng.echo_verified, eng.echo_problem = check_echo(eng)
-    if not eng.echo_verified:
-        raise InvalidRequestError(
-            f"scoring needs prompt logprobs through echo, which {eng.base_url} does not give "
-            f"reliably: {eng.echo_problem}", param="echo")
-
-
 def check_echo(eng: RemoteEngine) -> tuple[bool, str]:
     """Generate one greedy token after a fixed prompt, then echo prompt + that token: the
     echoed logprob of the token must equal the generated one."""
@@ -173,10 +164,13 @@ def _tokenize_body(kind: str, eng: RemoteEngine, text: str, add_bos: bool, speci
     return {"input": text, "model": eng.model_name}
 
 
-def tokenize(eng: RemoteEngine, text: str, *, add_bos: bool, special: bool) -> list[int]:
+def tokenize(eng: RemoteEngine, text: str, *, add_bos: bool, special: bool,
+             known_route: str | None = None) -> tuple[list[int], str]:
+    """Token ids of ``text`` and the kind of tokenize route that answered (only
+    ``known_route`` is tried once one is known)."""
     if not isinstance(text, str):
         raise InvalidRequestError("text must be a string", param="text")
-    routes = [r for r in _TOKENIZE_ROUTES if eng.tokenize_route in (None, r[1])]
+    routes = [r for r in _TOKENIZE_ROUTES if known_route in (None, r[1])]
     for route, kind in routes:
         try:
             answer = eng.http.post_json(eng.root_url + route,
@@ -186,8 +180,7 @@ def tokenize(eng: RemoteEngine, text: str, *, add_bos: bool, special: bool) -> l
             continue
         ids = _token_ids(answer)
         if ids is not None:
-            eng.tokenize_route = kind
-            return ids
+            return ids, kind
     raise InvalidRequestError(
         f"tokenize is not supported remotely: {eng.root_url} has no tokenize endpoint "
         "(tried /tokenize and /extras/tokenize)", param="tokenize")

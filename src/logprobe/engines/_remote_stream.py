@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +24,16 @@ class _Restart(Exception):
     """The server sent text without logprobs before any event was yielded: ask again."""
 
 
-def stream_events(eng: RemoteEngine, route: str, body: dict[str, Any], p: GenerationParams
-                  ) -> Iterator[StreamEvent]:
+def stream_events(eng: RemoteEngine, route: str, body: dict[str, Any], p: GenerationParams,
+                  *, on_restart: Callable[[], None]) -> Iterator[StreamEvent]:
+    """Events of one streamed request; if the server streams text without logprobs for
+    ``top_logprobs: 0`` before any event was yielded, ``on_restart()`` is called and the
+    request is sent again asking for one alternative."""
     body = {k: v for k, v in body.items() if k not in ("echo", "prompt_logprobs")}
     try:
         yield from _attempt(eng, route, body, p, allow_restart=True)
     except _Restart:
-        eng.min_top_logprobs = 1
+        on_restart()
         body["top_logprobs" if "messages" in body else "logprobs"] = 1
         yield from _attempt(eng, route, body, p, allow_restart=False)
 

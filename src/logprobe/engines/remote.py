@@ -8,9 +8,10 @@ Ollama, TGI, ``logprobe serve``) behind the same interface as the embedded engin
     eng.probe() -> ServerCapabilities                                     (small real requests)
 
 Every answer goes through :mod:`logprobe.normalize`, so remote tokens are the same neutral type.
-Servers differ; where this engine learns a quirk it adapts and remembers it (llama-cpp-python
-returns no logprobs unless ``top_logprobs >= 1``: it then asks for one and drops it), and where
-it cannot give what was asked it raises a clear error instead of returning less.
+Servers differ; where this engine learns a quirk it adapts and remembers it in ``quirks`` (a
+:class:`~._quirks.ServerQuirks` it owns; e.g. llama-cpp-python returns no logprobs unless
+``top_logprobs >= 1``: the engine then asks for one and drops it), and where it cannot give what
+was asked it raises a clear error instead of returning less.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..types import Completion, ScoredText, TokenLogprob
 from . import _remote_score
 from ._http import HttpClient, RetryPolicy, split_base_url
 from ._probe import ServerCapabilities, probe_server
+from ._quirks import ServerQuirks
 from ._remote_stream import stream_events
 from .base import (
     DEFAULT_MAX_LOGPROBS,
@@ -79,13 +81,8 @@ class RemoteEngine:
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.http = HttpClient(self.base_url, api_key=key, timeout=float(timeout),
                                policy=RetryPolicy(max_retries=max_retries, backoff=backoff))
-        self.min_top_logprobs = 0
-        """1 once the server is seen to return logprobs only when alternatives are requested."""
-        self.echo_verified: bool | None = None
-        """Whether ``echo`` prompt logprobs agree with generation (checked on first scoring)."""
-        self.echo_problem = ""
-        self.tokenize_route: str | None = None
-        self.capabilities: ServerCapabilities | None = None
+        self.quirks = ServerQuirks()
+        """What this engine has learned about its server (changed only by this class)."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -135,7 +132,7 @@ class RemoteEngine:
         body["messages"] = [dict(m) for m in messages]
         if p.logprobs:
             body["logprobs"] = True
-            body["top_logprobs"] = max(p.top_logprobs, self.min_top_logprobs)
+            body["top_logprobs"] = max(p.top_logprobs, self.quirks.min_top_logprobs)
         if p.prompt_logprobs is not None:
             body["prompt_logprobs"] = p.prompt_logprobs
         return body
@@ -146,7 +143,7 @@ class RemoteEngine:
         body["prompt"] = prompt if isinstance(prompt, str) else list(prompt)
         if p.logprobs or p.prompt_logprobs is not None:
             body["logprobs"] = max(p.top_logprobs, p.prompt_logprobs or 0,
-                                   self.min_top_logprobs)
+                                   self.quirks.min_top_logprobs)
         if p.prompt_logprobs is not None:
             body["echo"] = True
         return body
@@ -185,11 +182,11 @@ class RemoteEngine:
         try:
             return self._finish(self.http.post_json(route, make_body()), p)
         except NoLogprobsError:
-            if not p.logprobs or self.min_top_logprobs or p.top_logprobs:
+            if not p.logprobs or self.quirks.min_top_logprobs or p.top_logprobs:
                 raise
         # The server gave no logprobs for top_logprobs=0 (llama-cpp-python): ask for one
         # alternative from now on and drop it from results.
-        self.min_top_logprobs = 1
+        self.quirks.require_alternatives()
         return self._finish(self.http.post_json(route, make_body()), p)
 
     def stream(self, prompt: Prompt | None = None, params: GenerationParams | None = None, *,
@@ -207,7 +204,7 @@ class RemoteEngine:
             assert prompt is not None
             route, body = "/completions", self.completion_body(prompt, p)
         body["stream"] = True
-        return stream_events(self, route, body, p)
+        return stream_events(self, route, body, p, on_restart=self.quirks.require_alternatives)
 
     # --- scoring ------------------------------------------------------------------------------
 
@@ -219,7 +216,7 @@ class RemoteEngine:
             raise InvalidRequestError(
                 "scoring a reply to chat messages needs the chat template, which a remote "
                 "server does not expose; pass the rendered text as prompt", param="messages")
-        return _remote_score.score_texts(self, prompt, [text], top_logprobs)[0]
+        return self._score(prompt, [text], top_logprobs)[0]
 
     def score_continuations(self, prompt: Prompt, continuations: Sequence[str], *,
                             top_logprobs: int = 0) -> list[ScoredText]:
@@ -227,14 +224,32 @@ class RemoteEngine:
         accepts a list of prompts)."""
         if not continuations:
             raise InvalidRequestError("no continuations to score", param="continuations")
-        return _remote_score.score_texts(self, prompt, list(continuations), top_logprobs)
+        return self._score(prompt, list(continuations), top_logprobs)
+
+    def _score(self, prompt: Prompt | None, texts: list[str], top_logprobs: int
+               ) -> list[ScoredText]:
+        _remote_score.check_args(self.max_logprobs, prompt, texts, top_logprobs)
+        self._ensure_echo()
+        return _remote_score.score_texts(self, prompt, texts, top_logprobs)
+
+    def _ensure_echo(self) -> None:
+        """Raise unless the server's ``echo`` logprobs are verified to be right (checked once)."""
+        if self.quirks.echo_ok is None:
+            self.quirks.record_echo(*_remote_score.check_echo(self))
+        if not self.quirks.echo_ok:
+            raise InvalidRequestError(
+                f"scoring needs prompt logprobs through echo, which {self.base_url} does not "
+                f"give reliably: {self.quirks.echo_problem}", param="echo")
 
     # --- tokens -------------------------------------------------------------------------------
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
         """Token ids from the server's tokenize endpoint (vLLM/logprobe ``/tokenize``,
         llama.cpp ``/tokenize``, llama-cpp-python ``/extras/tokenize``)."""
-        return _remote_score.tokenize(self, text, add_bos=add_bos, special=special)
+        ids, route = _remote_score.tokenize(self, text, add_bos=add_bos, special=special,
+                                            known_route=self.quirks.tokenize_route)
+        self.quirks.record_tokenize_route(route)
+        return ids
 
     def render_chat(self, messages: Sequence[Message], *, add_generation_prompt: bool = True
                     ) -> str:
@@ -249,7 +264,7 @@ class RemoteEngine:
         """Whether ``score`` may be tried: False once the server's ``echo`` was found missing or
         misaligned; True before the first check (the first score runs it and raises
         :class:`InvalidRequestError` with ``param="echo"`` if it fails)."""
-        return self.echo_verified is not False
+        return self.quirks.echo_ok is not False
 
     @property
     def exact_entropy(self) -> bool:
@@ -259,7 +274,7 @@ class RemoteEngine:
     def probe(self) -> ServerCapabilities:
         """Find what the server supports with a few one-token requests (also remembered)."""
         caps = probe_server(self)
-        self.capabilities = caps
+        self.quirks.record_probe(caps)
         return caps
 
 
