@@ -4,8 +4,9 @@ A migration is a function of an open write transaction. :func:`migrate` applies 
 ones in registration order, all in one transaction, holding a lock so that several processes
 opening a fresh store at once apply each migration exactly once (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: a transaction-level advisory lock). Append new migrations at the end; never edit
-or reorder applied ones. Later migrations that alter tables must spell out their DDL rather
-than use the current :mod:`~logprobe.store.schema` definitions.
+or reorder applied ones. Migrations never read the current :mod:`~logprobe.store.schema`:
+m001 and m002 create the tables frozen in :mod:`~logprobe.store.frozen` as released, and later
+ones spell out their own DDL (why, and why not Alembic: docs/STORE.md, "Migrations").
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from . import schema
+from . import frozen, schema
 
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
@@ -31,13 +32,13 @@ def migration(fn: Migration) -> Migration:
 
 @migration
 def m001_runs_requests_responses_tokens(conn: Connection) -> None:
-    tables = [schema.runs, schema.requests, schema.responses, schema.tokens]
-    schema.metadata.create_all(conn, tables=tables)
+    tables = [frozen.runs_v1, frozen.requests_v1, frozen.responses_v1, frozen.tokens_v1]
+    frozen.v1.create_all(conn, tables=tables)
 
 
 @migration
 def m002_artifacts(conn: Connection) -> None:
-    schema.metadata.create_all(conn, tables=[schema.artifacts])
+    frozen.v1.create_all(conn, tables=[frozen.artifacts_v1])
 
 
 def applied(conn: Connection) -> list[str]:
@@ -60,7 +61,7 @@ def migrate(engine: Engine, write_engine: Engine) -> list[str]:
             return []
     with write_engine.begin() as conn:
         _lock(conn)
-        schema.metadata.create_all(conn, tables=[schema.migrations])
+        frozen.v1.create_all(conn, tables=[frozen.migrations_v1])
         done = set(applied(conn))
         now: list[str] = []
         for name, fn in MIGRATIONS:
