@@ -24,9 +24,14 @@ def live(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     store.close()
 
 
+def csrf(base: str) -> dict[str, str]:
+    return {"X-CSRF-Token": httpx.get(base + "api/session").json()["csrf"]}
+
+
 def read_sse(base: str, **params: object) -> list[tuple[str, dict[str, Any]]]:
     events = []
-    with httpx.stream("GET", base + "api/playground/stream", params=params, timeout=120) as r:
+    with httpx.stream("POST", base + "api/playground/generate", json=params, headers=csrf(base),
+                      timeout=120) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         for block in r.read().decode().split("\n\n"):
@@ -57,7 +62,7 @@ def test_stream_sends_tokens_then_done_and_saves_to_a_run(live: tuple[str, Store
 
 def test_chat_mode_uses_the_chat_template(live: tuple[str, Store]) -> None:
     base, _ = live
-    events = read_sse(base, prompt="Say hi", max_tokens=3, chat="true")
+    events = read_sse(base, prompt="Say hi", max_tokens=3, chat=True)
     assert events[-1][0] == "done" and events[-1][1]["n_tokens"] >= 1
 
 
@@ -70,7 +75,8 @@ def test_chat_mode_uses_the_chat_template(live: tuple[str, Store]) -> None:
 def test_bad_parameters_are_400_json(live: tuple[str, Store], params: dict[str, object],
                                      param: str) -> None:
     base, _ = live
-    r = httpx.get(base + "api/playground/stream", params={"prompt": "x", **params}, timeout=60)
+    r = httpx.post(base + "api/playground/generate", json={"prompt": "x", **params},
+                   headers=csrf(base), timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == param
 
 
@@ -108,8 +114,8 @@ def test_stopping_the_client_cancels_cleanly(live: tuple[str, Store], engine: An
     base, _ = live
     cancelled0 = engine.stats.get("cancelled_sequences", 0)
     generated0 = engine.stats.get("generated_tokens", 0)
-    with httpx.stream("GET", base + "api/playground/stream", timeout=120,
-                      params={"prompt": "Count: 1, 2, 3,", "max_tokens": 400}) as r:
+    with httpx.stream("POST", base + "api/playground/generate", timeout=120, headers=csrf(base),
+                      json={"prompt": "Count: 1, 2, 3,", "max_tokens": 400}) as r:
         for line in r.iter_lines():
             if line.startswith("event: token"):
                 break  # leave after the first token: the server closes the engine stream

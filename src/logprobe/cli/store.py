@@ -14,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from ..errors import InvalidRequestError
 from ..store import Store, import_file
 from ..store.report import check_format, write_rows
+from ._execution import ActorCpusOpt, ActorsOpt, ExecChoice, RayAddressOpt, RayOpt, open_executor
 
 DB_HELP = "Database URL (sqlite:///PATH or postgresql+psycopg://...); default $LOGPROBE_DB or " \
           "$LOGPROBE_HOME/logprobe.db."
@@ -48,9 +49,15 @@ def import_command(
                                         "openai_chat, vllm, tgi); default: detected per item."),
     tag: list[str] = typer.Option([], "--tag", help="Tag the new run (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print the import report as JSON."),
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    actor_cpus: ActorCpusOpt = 1.0,
 ) -> None:
     """Import saved provider responses (any shape logprobe.normalize reads) into a run."""
-    with Store.open(db) as store:
+    choice = ExecChoice(ray, ray_address, actors, actor_cpus)
+    with Store.open(db) as store, \
+            open_executor(choice, None, workers=1, needs_engine=False) as executor:
         size = file.stat().st_size if file.is_file() else None
         with Progress(TextColumn("importing {task.description}"), BarColumn(), DownloadColumn(),
                       TimeRemainingColumn(), console=_err, transient=True,
@@ -58,7 +65,7 @@ def import_command(
             task = bar.add_task(file.name, total=size)
             report = import_file(store, file, run, append=append, skip_invalid=skip_invalid,
                                  model=model, tags=tag, provider=provider,
-                                 progress=lambda n: bar.advance(task, n))
+                                 progress=lambda n: bar.advance(task, n), executor=executor)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), allow_nan=False))
     else:
@@ -194,18 +201,22 @@ def ui_command(
                                      "the bundled SmolLM2); loaded on first use."),
     playground: bool = typer.Option(True, "--playground/--no-playground",
                                     help="Offer the live playground (loads the model lazily)."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="LOGPROBE_API_KEY",
+                                       help="Require this key on every route (a login page "
+                                            "sets a session cookie; API clients send Bearer)."),
 ) -> None:
     """Serve the web viewer (runs, token heatmaps, comparisons, calibration, playground)."""
     import uvicorn
 
     from ..web import create_ui_app, lazy_engine
+    from .serve import warn_if_open
 
     if not 0 < port < 65536:
         raise InvalidRequestError(f"--port must be 1-65535, got {port}", param="port")
     store = Store.open(db)
-    app = create_ui_app(store, engine_factory=lazy_engine(model) if playground else None)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        _err.print(f"warning: the viewer has no authentication and listens on {host}")
+    app = create_ui_app(store, engine_factory=lazy_engine(model) if playground else None,
+                        api_key=api_key)
+    warn_if_open(host, api_key, "viewer")
     _err.print(f"logprobe viewer on http://{host}:{port}/ui/ (store {store.url})", markup=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")

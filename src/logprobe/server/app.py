@@ -5,21 +5,31 @@
 Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``,
 ``POST /v1/completions``, ``POST /v1/responses``, ``POST /tokenize`` and ``POST /detokenize``
 (vLLM's extensions); the web viewer (:mod:`logprobe.web`) under
-``/ui`` when a run store is given.
+``/ui`` when a run store is given. Middleware, outermost first: the API key (:mod:`.auth`),
+body size and time limits, the send timeout (:mod:`.limits`), draining on SIGTERM
+(:mod:`.drain`).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import tokens
-from .errors import AuthenticationError, install_error_handlers, logprobe_error_response
+from . import openapi_doc, tokens
+from .auth import AuthMiddleware, KeyAuth
+from .drain import DrainMiddleware
+from .errors import install_error_handlers
+from .limits import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_SEND_TIMEOUT_S,
+    BodyLimitMiddleware,
+    SendTimeoutMiddleware,
+    check_request,
+)
 from .protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -44,65 +54,44 @@ def _serving(request: Request) -> Serving:
     return serving
 
 
-@router.get("/health")
+@router.get("/health", responses=openapi_doc.plain("Health", auth=False))
 async def health(request: Request) -> Response:
     return json_response(_serving(request).health())
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=openapi_doc.plain("ModelList"))
 async def models(request: Request) -> Response:
     return json_response(_serving(request).models())
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses=openapi_doc.generation("chat.completion"))
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    check_request(body)
     return await _serving(request).chat(body)
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", responses=openapi_doc.generation("text_completion"))
 async def completions(body: CompletionRequest, request: Request) -> Response:
+    check_request(body)
     return await _serving(request).completions(body)
 
 
-@router.post("/v1/responses")
+@router.post("/v1/responses", responses=openapi_doc.generation("response"))
 async def responses(body: ResponsesRequest, request: Request) -> Response:
     return await create_response(_serving(request), body)
 
 
-@router.post("/tokenize")
+@router.post("/tokenize", responses=openapi_doc.plain("TokenizeResult"))
 async def tokenize(body: TokenizeRequest, request: Request) -> Response:
     return json_response(await tokens.tokenize(_serving(request), body))
 
 
-@router.post("/detokenize")
+@router.post("/detokenize", responses=openapi_doc.plain("DetokenizeResult"))
 async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
     return json_response(tokens.detokenize(_serving(request), body))
 
 
-PROTECTED_PREFIXES = ("/v1", "/tokenize", "/detokenize")
-"""Paths that need the API key when one is set (``/health`` and the viewer do not)."""
-
-
-class APIKeyMiddleware:
-    """Requires ``Authorization: Bearer <key>`` on ``/v1/*``, ``/tokenize`` and ``/detokenize``
-    (before the body is even read)."""
-
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
-        self._key = f"Bearer {api_key}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIXES):
-            given = dict(scope["headers"]).get(b"authorization")
-            if given is None or not hmac.compare_digest(given, self._key):
-                msg = ("You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
-                       if given is None else "Incorrect API key provided.")
-                await logprobe_error_response(AuthenticationError(msg))(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _mount_web(app: FastAPI, store: StoreLike | None, engine: Any) -> bool:
+def _mount_web(app: FastAPI, store: StoreLike | None, engine: Any, auth: KeyAuth) -> bool:
     """Mount the viewer (:func:`logprobe.web.mount_ui`) under ``/ui`` when there is a store to
     show; returns whether it did."""
     if store is None:
@@ -112,7 +101,9 @@ def _mount_web(app: FastAPI, store: StoreLike | None, engine: Any) -> bool:
     except ImportError:  # pragma: no cover - the viewer ships with logprobe
         logger.warning("the web viewer is not available; /ui is not mounted")
         return False
-    mount_ui(app, store, engine)  # type: ignore[arg-type]
+    serving: Serving = app.state.serving
+    mount_ui(app, store, engine, auth=auth, admission=serving.admission,  # type: ignore[arg-type]
+             stats=serving.stats)
     return True
 
 
@@ -124,12 +115,18 @@ def create_app(
     max_queue: int = DEFAULT_MAX_QUEUE,
     store: StoreLike | None = None,
     run: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
 ) -> FastAPI:
     """An OpenAI-compatible app serving ``engine`` (see :mod:`logprobe.server`).
 
     ``max_logprobs`` caps ``top_logprobs``/``logprobs`` (and cannot exceed the engine's own cap);
     ``max_queue`` bounds requests in flight (more get a 429 with ``Retry-After``); with ``store``
-    and ``run`` every request and response is recorded into that run.
+    and ``run`` every request and response is recorded into that run. With ``api_key`` every
+    route but ``/health`` needs it (:mod:`.auth`); bodies over ``max_body_bytes`` get a 413,
+    bodies slower than ``body_timeout_s`` a 408, and a client that stops reading for
+    ``send_timeout_s`` loses its response (:mod:`.limits`).
     """
     engine_cap = int(getattr(engine, "max_logprobs", max_logprobs))
     if max_logprobs > engine_cap:
@@ -140,11 +137,19 @@ def create_app(
                   version=_version())
     app.state.serving = Serving(engine, max_logprobs=min(max_logprobs, engine_cap),
                                 max_queue=max_queue, recorder=recorder)
+    app.state.draining = False
+    auth = KeyAuth(api_key)
+    app.state.auth = auth
     install_error_handlers(app)
     app.include_router(router)
-    app.state.web_mounted = _mount_web(app, store, engine)
-    if api_key:
-        app.add_middleware(APIKeyMiddleware, api_key=api_key)
+    app.state.web_mounted = _mount_web(app, store, engine, auth)
+    openapi_doc.install(app)
+    # added last = outermost: a refused request is answered before anything reads its body
+    app.add_middleware(DrainMiddleware)
+    app.add_middleware(SendTimeoutMiddleware, send_timeout_s=send_timeout_s)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes,
+                       body_timeout_s=body_timeout_s)
+    app.add_middleware(AuthMiddleware, auth=auth)
     return app
 
 
@@ -154,4 +159,4 @@ def _version() -> str:
     return __version__
 
 
-__all__ = ["DEFAULT_MAX_QUEUE", "PROTECTED_PREFIXES", "APIKeyMiddleware", "create_app", "router"]
+__all__ = ["DEFAULT_MAX_QUEUE", "create_app", "router"]

@@ -1,25 +1,29 @@
 """The viewer's JSON API (``/ui/api/...``): runs, responses, tokens, comparisons, calibration
-and the playground stream. Errors come back as ``{"error": {message, type, param, code}}``."""
+and the playground (``POST api/playground/generate``, CSRF-checked, admitted like ``/v1``).
+Errors come back as ``{"error": {message, type, param, code}}``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidRequestError
+from ..server.auth import KeyAuth
+from ..server.streaming import Admission, ServerStats
 from ..store import Store, align_tokens
 from ..store.store import check_run_name
-from .playground import MAX_PLAYGROUND_TOKENS, EngineHolder, stream_events
+from .login import require_csrf
+from .playground import MAX_PLAYGROUND_TOKENS, EngineHolder, PlaygroundRequest, playground_response
 from .views import AnalysisCache, calibration_payload, json_safe, response_payload, tokens_payload
 
 MAX_PAGE = 5000
 MAX_ALIGN_TOKENS = 20_000
 
 
-def add_api_routes(router: APIRouter, store: Store, holder: EngineHolder) -> None:
+def add_api_routes(router: APIRouter, store: Store, holder: EngineHolder, auth: KeyAuth,
+                   admission: Admission, stats: ServerStats) -> None:
     """Register the API endpoints on ``router`` (paths relative to the viewer's root)."""
     cache = AnalysisCache()
 
@@ -80,21 +84,21 @@ def add_api_routes(router: APIRouter, store: Store, holder: EngineHolder) -> Non
         return {"available": holder.available, "model": holder.model_name,
                 "max_tokens": MAX_PLAYGROUND_TOKENS}
 
-    @router.get("/api/playground/stream")
-    async def playground_stream(request: Request, prompt: str, max_tokens: int = 64,
-                                temperature: float = 0.0, top_logprobs: int = 5,
-                                chat: bool = False, run: str | None = None) -> StreamingResponse:
-        params = await run_in_threadpool(_params, holder, max_tokens, temperature, top_logprobs)
+    @router.post("/api/playground/generate")
+    async def playground_generate(body: PlaygroundRequest, request: Request) -> Response:
+        require_csrf(request, auth)
+        params = await run_in_threadpool(_params, holder, body.max_tokens, body.temperature,
+                                         body.top_logprobs)
         save = None
-        if run:
-            name = check_run_name(run)
+        if body.run:
+            name = check_run_name(body.run)
+            prompt = body.prompt
 
             def save(completion: Any) -> int:
                 return store.record(name, prompt, completion, params).response_ids[0]
 
-        events = stream_events(request, holder, prompt, params, chat=chat, save=save)
-        return StreamingResponse(events, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store"})
+        return await playground_response(holder, admission, stats, body.prompt, params,
+                                         chat=body.chat, save=save)
 
 
 def _params(holder: EngineHolder, max_tokens: int, temperature: float, top_logprobs: int) -> Any:

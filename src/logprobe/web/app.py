@@ -13,12 +13,17 @@ from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from ..errors import LogprobeError
+from ..server.auth import AuthMiddleware, KeyAuth
+from ..server.errors import install_error_handlers, logprobe_error_response
+from ..server.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from ..server.streaming import Admission, ServerStats
 from ..store import Store
 from .api import add_api_routes
+from .login import add_login_routes
 from .playground import EngineFactory, EngineHolder
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -31,6 +36,8 @@ SECURITY_HEADERS = {
 PAGES = {"index": "Runs", "run": "Run", "response": "Response", "compare": "Compare runs",
          "calibration": "Calibration", "playground": "Playground"}
 """Page name (its script is ``static/<name>.js``) -> title."""
+DEFAULT_PLAYGROUND_QUEUE = 8
+"""Playground generations in flight in a standalone viewer before new ones get a 429."""
 MEDIA_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
 
@@ -61,9 +68,7 @@ class UIRoute(APIRoute):
             try:
                 response = await handler(request)
             except LogprobeError as e:
-                response = JSONResponse(
-                    {"error": {"message": e.message, "type": e.error_type, "param": e.param,
-                               "code": e.code}}, status_code=e.status_code)
+                response = logprobe_error_response(e)
             response.headers.update(SECURITY_HEADERS)
             return response
 
@@ -71,10 +76,18 @@ class UIRoute(APIRoute):
 
 
 def create_ui_router(store: Store, engine: Any = None, *,
-                     engine_factory: EngineFactory | None = None) -> APIRouter:
+                     engine_factory: EngineFactory | None = None, auth: KeyAuth | None = None,
+                     admission: Admission | None = None, stats: ServerStats | None = None,
+                     max_queue: int = DEFAULT_PLAYGROUND_QUEUE) -> APIRouter:
     """The viewer's routes; include it with a prefix, e.g. ``app.include_router(r,
     prefix="/ui")``. ``engine`` (or ``engine_factory``, called on first use) powers the
-    playground; without either the playground says it is off."""
+    playground; without either the playground says it is off. ``auth`` (the app's
+    :class:`~logprobe.server.auth.KeyAuth`) signs the login cookie and CSRF tokens; the
+    playground takes its slots from ``admission`` (the server's, so ``/v1`` and the playground
+    share one queue), else from its own of ``max_queue``."""
+    auth = auth if auth is not None else KeyAuth(None)
+    stats = stats if stats is not None else ServerStats()
+    admission = admission if admission is not None else Admission(max_queue, stats)
     router = APIRouter(route_class=UIRoute)
     holder = EngineHolder(engine, engine_factory)
     assets = _assets()
@@ -98,7 +111,8 @@ def create_ui_router(store: Store, engine: Any = None, *,
         return Response(assets[name], media_type=media,
                         headers={"Cache-Control": "no-cache"})
 
-    add_api_routes(router, store, holder)
+    add_login_routes(router, auth)
+    add_api_routes(router, store, holder, auth, admission, stats)
     return router
 
 
@@ -111,17 +125,33 @@ def _not_found(message: str) -> LogprobeError:
 
 
 def mount_ui(app: FastAPI, store: Store, engine: Any = None, *, prefix: str = "/ui",
-             engine_factory: EngineFactory | None = None) -> None:
-    """Serve the viewer under ``prefix`` of ``app`` (e.g. ``logprobe serve``'s app)."""
-    app.include_router(create_ui_router(store, engine, engine_factory=engine_factory),
-                       prefix=prefix)
+             engine_factory: EngineFactory | None = None, auth: KeyAuth | None = None,
+             admission: Admission | None = None, stats: ServerStats | None = None) -> None:
+    """Serve the viewer under ``prefix`` of ``app`` (e.g. ``logprobe serve``'s app). The app
+    must put :class:`~logprobe.server.auth.AuthMiddleware` with the same ``auth`` in front when
+    it has a key (``create_app`` and :func:`create_ui_app` do)."""
+    if auth is not None and auth.ui_prefix != prefix.rstrip("/"):
+        raise ValueError(f"auth is for a viewer under {auth.ui_prefix!r}, not {prefix!r}")
+    app.include_router(create_ui_router(store, engine, engine_factory=engine_factory, auth=auth,
+                                        admission=admission, stats=stats), prefix=prefix)
 
 
 def create_ui_app(store: Store, engine: Any = None, *,
-                  engine_factory: EngineFactory | None = None) -> FastAPI:
-    """A standalone viewer app: the viewer under ``/ui/``, ``/`` redirecting there."""
+                  engine_factory: EngineFactory | None = None, api_key: str | None = None,
+                  max_queue: int = DEFAULT_PLAYGROUND_QUEUE,
+                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """A standalone viewer app: the viewer under ``/ui/``, ``/`` redirecting there. With
+    ``api_key`` every route needs the key (a login page sets the session cookie)."""
     app = FastAPI(title="logprobe viewer", docs_url=None, redoc_url=None, openapi_url=None)
-    mount_ui(app, store, engine, engine_factory=engine_factory)
+    auth = KeyAuth(api_key)
+    app.state.auth = auth
+    install_error_handlers(app)
+    stats = ServerStats()
+    app.state.stats = stats
+    mount_ui(app, store, engine, engine_factory=engine_factory, auth=auth,
+             stats=stats, admission=Admission(max_queue, stats))
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(AuthMiddleware, auth=auth)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

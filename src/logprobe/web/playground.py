@@ -1,5 +1,10 @@
 """The playground: a prompt sent to the engine, its tokens streamed back live over SSE.
 
+It runs on the server's own machinery (:mod:`logprobe.server.streaming`): the generation takes
+a slot of the same admission control as ``/v1`` (429 when full), runs in a worker thread bridged
+to the event loop, and its SSE response closes the engine stream (cancelling the generation) and
+frees the slot however it ends: finished, stopped by the page, or the client gone.
+
 Events (``text/event-stream``): ``token`` (one per generated token: text, prob, logprob,
 alternatives), then ``done`` (finish reason, the review decision over all tokens, and the
 response id when it was saved to a run) or ``error`` (a one-line message).
@@ -12,15 +17,38 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from fastapi import Request
-from starlette.concurrency import run_in_threadpool
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import EngineError, InvalidRequestError, LogprobeError
+from ..server.streaming import (
+    Admission,
+    PeekableStream,
+    ServerStats,
+    SSEResponse,
+    ThreadedStream,
+    close_iterator,
+    sse_frame,
+)
 from ..types import Choice, Completion, TokenLogprob, tokens_text
 from .views import json_safe, token_page
 
 MAX_PLAYGROUND_TOKENS = 1024
+MAX_PROMPT_CHARS = 100_000
 EngineFactory = Callable[[], Any]
+
+
+class PlaygroundRequest(BaseModel):
+    """``POST api/playground/generate``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    max_tokens: int = 64
+    temperature: float = 0.0
+    top_logprobs: int = 5
+    chat: bool = False
+    run: str | None = None
 
 
 def lazy_engine(model: str | None = None) -> EngineFactory:
@@ -65,39 +93,65 @@ class EngineHolder:
             return self._engine
 
 
-def _sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(json_safe(data), allow_nan=False)}\n\n"
+def _event(event: str, data: Any) -> str:
+    return sse_frame(json.dumps(json_safe(data), allow_nan=False), event=event)
 
 
-def _start(engine: Any, prompt: str, params: Any, chat: bool) -> Iterator[Any]:
-    if chat:
-        return iter(engine.stream(None, params, messages=[{"role": "user", "content": prompt}]))
-    return iter(engine.stream(prompt, params))
+def _factory(holder: EngineHolder, prompt: str, params: Any, chat: bool
+             ) -> Callable[[], Iterator[Any]]:
+    def run() -> Iterator[Any]:
+        engine = holder.get()  # in the worker thread: loading a model never blocks the loop
+        if chat:
+            events = engine.stream(None, params, messages=[{"role": "user", "content": prompt}])
+        else:
+            events = engine.stream(prompt, params)
+        try:
+            yield from events
+        finally:
+            close_iterator(events)
+    return run
 
 
-async def stream_events(request: Request, holder: EngineHolder, prompt: str, params: Any, *,
-                        chat: bool, save: Callable[[Completion], int] | None
-                        ) -> AsyncIterator[str]:
-    """SSE lines for one generation; the engine iterator is closed (cancelling the
-    generation) when the client goes away."""
+async def playground_response(holder: EngineHolder, admission: Admission, stats: ServerStats,
+                              prompt: str, params: Any, *, chat: bool,
+                              save: Callable[[Completion], int] | None) -> SSEResponse:
+    """Admit, start the generation (its first event awaited, so a failure to start is an HTTP
+    error) and stream it as SSE; 429 when the server is full."""
+    slot = admission.acquire()
+    try:
+        stream = PeekableStream(ThreadedStream([_factory(holder, prompt, params, chat)], stats))
+        try:
+            await stream.prime()
+        except BaseException:
+            stream.close()
+            raise
+    except BaseException:
+        slot.release()
+        raise
+
+    def close() -> None:
+        stream.close()
+        slot.release()
+
+    response = SSEResponse(_frames(stream, holder, save), close)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _frames(stream: PeekableStream, holder: EngineHolder,
+                  save: Callable[[Completion], int] | None) -> AsyncIterator[str]:
     tokens: list[TokenLogprob] = []
     text: list[str] = []
     finish: str | None = None
-    it: Iterator[Any] | None = None
     try:
-        engine = await run_in_threadpool(holder.get)
-        it = await run_in_threadpool(_start, engine, prompt, params, chat)
-        while not await request.is_disconnected():
-            ev = await run_in_threadpool(next, it, None)
-            if ev is None or ev.index != 0:
-                if ev is None:
-                    break
+        async for _, ev in stream:
+            if ev.index != 0:
                 continue
             text.append(ev.text)
             if ev.token is not None:
                 tokens.append(ev.token)
                 view = token_page([ev.token], len(tokens) - 1)[0]
-                yield _sse("token", {**view, "text": ev.text})
+                yield _event("token", {**view, "text": ev.text})
             if ev.finish_reason is not None:
                 finish = ev.finish_reason
         done: dict[str, Any] = {"finish_reason": finish, "n_tokens": len(tokens),
@@ -106,22 +160,20 @@ async def stream_events(request: Request, holder: EngineHolder, prompt: str, par
         if save is not None and tokens:
             choice = Choice(text=done["text"], tokens=tuple(tokens), finish_reason=finish)  # type: ignore[arg-type]
             completion = Completion(choices=(choice,), model=holder.model_name or "")
-            done["response_id"] = await run_in_threadpool(save, completion)
-        yield _sse("done", done)
+            done["response_id"] = await anyio.to_thread.run_sync(save, completion)
+        yield _event("done", done)
     except LogprobeError as e:
-        yield _sse("error", {"message": e.message, "param": e.param})
-    finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            await run_in_threadpool(close)
+        yield _event("error", {"message": e.message, "param": e.param})
 
 
 def _decision(tokens: list[TokenLogprob]) -> dict[str, Any] | None:
-    try:
-        from ..analysis import gate
-    except ImportError:
-        return None
+    from ..analysis import gate
+
     try:
         return gate(tokens).to_dict() if tokens else None
     except LogprobeError:
         return None
+
+
+__all__ = ["MAX_PLAYGROUND_TOKENS", "EngineFactory", "EngineHolder", "PlaygroundRequest",
+           "lazy_engine", "playground_response"]

@@ -51,9 +51,15 @@ const LP = (() => {
     return s ? `${page}?${s}` : page;
   }
 
+  /* A 401 means the session cookie is missing or expired: go to the login page, then back. */
+  function toLogin() {
+    location.assign(href("login", { next: location.pathname + location.search }));
+  }
+
   async function api(path, params) {
     const url = new URL(href("api/" + path, params), document.baseURI);
     const r = await fetch(url, { headers: { Accept: "application/json" } });
+    if (r.status === 401) { toLogin(); throw new Error("log in first"); }
     let body = null;
     try { body = await r.json(); } catch (_) { body = null; }
     if (!r.ok) {
@@ -288,6 +294,19 @@ const LP = (() => {
     return fill(document.getElementById("app"), ...children);
   }
 
-  return { el, fill, flagsFrom, markFlags, svg, href, api, param, fmt, pct, color, textColor, show, heatmap, legend, paintSwatches,
+  /* POST JSON to a viewer write endpoint with the session's CSRF token. */
+  async function post(path, body, signal) {
+    const session = await api("session");
+    const r = await fetch(new URL("api/" + path, document.baseURI), {
+      method: "POST", signal,
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream, application/json",
+        "X-CSRF-Token": session.csrf },
+      body: JSON.stringify(body),
+    });
+    if (r.status === 401) { toLogin(); throw new Error("log in first"); }
+    return r;
+  }
+
+  return { el, fill, post, toLogin, flagsFrom, markFlags, svg, href, api, param, fmt, pct, color, textColor, show, heatmap, legend, paintSwatches,
     table, pager, errorBox, decisionBadge, truncate, runNames, select, mount, showTip, hideTip, BUCKETS };
 })();

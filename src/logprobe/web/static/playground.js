@@ -1,4 +1,5 @@
-/* Playground: send a prompt to the engine and watch the heatmap grow (Server-Sent Events). */
+/* Playground: send a prompt to the engine (POST with the session's CSRF token) and watch the
+   heatmap grow (Server-Sent Events read from the response body). */
 "use strict";
 (() => {
   const { el, api, href, errorBox, mount, heatmap, legend, decisionBadge } = LP;
@@ -58,17 +59,17 @@
       const verdict = el("div", { id: "live-decision" });
       LP.fill(out, legend(), map, verdict);
       LP.paintSwatches(out);
-      const url = new URL(href("api/playground/stream", {
-        prompt: prompt.value, max_tokens: maxTokens.value, temperature: temperature.value,
-        top_logprobs: topLogprobs.value, chat: chat.checked ? "true" : "false", run: run.value.trim(),
-      }), document.baseURI);
+      const body = {
+        prompt: prompt.value, max_tokens: Number(maxTokens.value), temperature: Number(temperature.value),
+        top_logprobs: Number(topLogprobs.value), chat: chat.checked, run: run.value.trim() || null,
+      };
       let n = 0;
       const controller = new AbortController();
       source = controller;
       start.disabled = true; stop.disabled = false;
       status.textContent = "loading model / generating\u2026";
       try {
-        const r = await fetch(url, { signal: controller.signal, headers: { Accept: "text/event-stream" } });
+        const r = await LP.post("playground/generate", body, controller.signal);
         if (!r.ok) {
           let msg = `HTTP ${r.status}`;
           try { const b = await r.json(); msg = (b.error && b.error.message) || (b.detail && b.detail.map((d) => d.msg).join("; ")) || msg; } catch (_) { /* keep */ }
