@@ -10,20 +10,28 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..analysis import Policy, gate, get_policy, load_policy
 from ..errors import InvalidRequestError, LogprobeError
 from ..normalize import normalize
+from ..execution import Executor, JsonlSink, LocalExecutor
 from ..types import Completion
+from ._execution import (
+    ActorCpusOpt,
+    ActorsOpt,
+    ExecChoice,
+    RayAddressOpt,
+    RayOpt,
+    open_executor,
+    rate_progress,
+)
 
 MAX_LISTED_ERRORS = 20
 
@@ -67,30 +75,49 @@ def _lines(path: Path) -> list[bytes]:
         raise InvalidRequestError(f"cannot read {path}: {e.strerror}", param="file") from None
 
 
-def _records(lines: list[bytes], policy: Policy, run: GateRun) -> Iterator[dict[str, Any]]:
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            completion = parse_line(line)
-            decision = gate(completion, policy)
-        except LogprobeError as e:
-            run.skipped.append((n, e.message))
-            continue
-        run.counts[decision.decision] += 1
-        yield {"line": n, "id": completion.id, "model": completion.model,
-               "text": decision.analysis.text, **decision.to_dict()}
+@dataclass(frozen=True, slots=True)
+class GateRow:
+    """The row function of ``gate`` (picklable, for any executor): ``(line number, line)`` ->
+    the decision record; a bad line raises :class:`LogprobeError` and is skipped."""
+
+    policy: Policy
+
+    def __call__(self, engine: Any, item: tuple[int, bytes]) -> dict[str, Any]:
+        n, line = item
+        completion = parse_line(line)
+        decision = gate(completion, self.policy)
+        return {"line": n, "id": completion.id, "model": completion.model,
+                "text": decision.analysis.text, **decision.to_dict()}
 
 
-def run_gate(lines: list[bytes], policy: Policy, out: TextIO, err: Console) -> GateRun:
-    """Gate every line, writing one decision per usable line to ``out`` (progress on ``err``)."""
+def run_gate(lines: list[bytes], policy: Policy, out: TextIO | JsonlSink, err: Console, *,
+             executor: Executor | None = None) -> GateRun:
+    """Gate every line, writing one decision per usable line to ``out`` in line order
+    (progress on ``err``); with a resumed :class:`JsonlSink`, lines already in it are kept
+    and counted, not redone."""
     run = GateRun(Counter(), [])
-    columns = (TextColumn("gating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("gate", total=len(lines))
-        for record in _records(lines, policy, run):
-            out.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
-            progress.update(task, completed=record["line"])
+    done: set[Any] = set()
+    if isinstance(out, JsonlSink):
+        done = set(out.done)
+        for rec in out.records():
+            run.counts[str(rec.get("decision"))] += 1
+    todo = ((n, line) for n, line in enumerate(lines, start=1)
+            if line.strip() and n not in done)
+    runner = executor if executor is not None else LocalExecutor(None, workers=1)
+    with rate_progress(err, transient=True) as progress:
+        task = progress.add_task("gating", total=len(lines))
+        for outcome in runner.map(GateRow(policy), todo):
+            n = outcome.item[0]
+            if outcome.result is None:
+                run.skipped.append((n, outcome.error or "failed"))
+                continue
+            record = outcome.result
+            run.counts[record["decision"]] += 1
+            if isinstance(out, JsonlSink):
+                out.write(record)
+            else:
+                out.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+            progress.update(task, completed=n)
         progress.update(task, completed=len(lines))
     return run
 
@@ -119,16 +146,25 @@ def gate_command(
     policy: Annotated[str | None, typer.Option("--policy", help="Built-in policy: default, strict, lenient, quantile.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Policy TOML file.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write decisions here (JSONL); default stdout.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Keep the decisions already in --out; gate the rest.")] = False,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    actor_cpus: ActorCpusOpt = 1.0,
 ) -> None:
     """Apply a review policy (publish / review / reject) to stored responses."""
     pol = resolve_cli_policy(policy, config)
+    if resume and out is None:
+        raise InvalidRequestError("--resume needs --out", param="resume")
     lines = _lines(file)
     err = Console(stderr=True)
-    if out is None:
-        run = run_gate(lines, pol, sys.stdout, err)
-    else:
-        with out.open("w", encoding="utf-8") as fh:
-            run = run_gate(lines, pol, fh, err)
+    choice = ExecChoice(ray, ray_address, actors, actor_cpus)
+    with open_executor(choice, None, workers=1, needs_engine=False) as executor:
+        if out is None:
+            run = run_gate(lines, pol, sys.stdout, err, executor=executor)
+        else:
+            with JsonlSink(out, key="line", resume=resume) as sink:
+                run = run_gate(lines, pol, sink, err, executor=executor)
     report_to = Console() if out is not None else err
     report_to.print(_summary(run, pol, str(out) if out else "stdout"))
     for n, why in run.skipped[:MAX_LISTED_ERRORS]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,9 @@ import typer
 from ..engines.base import GenerationParams
 from ..errors import InvalidRequestError
 from ..types import Completion, ScoredText
+from ._execution import ActorCpusOpt, ActorsOpt, ExecChoice, RayAddressOpt, RayOpt
 from ._output import print_json, stdout, token_table
+from ._score_dataset import engine_model, print_score_summary, score_dataset
 
 ModelOpt = Annotated[
     str | None,
@@ -126,7 +129,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def score(
-        text: Annotated[str, typer.Argument(help="The text to score (teacher forcing).")],
+        text: Annotated[str | None, typer.Argument(help="The text to score (teacher forcing); "
+                                                   "or --dataset.")] = None,
         prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Context before the "
                                                    "text; the text is scored as its "
                                                    "continuation.")] = None,
@@ -138,8 +142,35 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
         run: RunOpt = None,
         db: DbOpt = None,
+        dataset: Annotated[Path | None, typer.Option(
+            "--dataset", help="Score every row of this JSONL/CSV/TSV file instead.")] = None,
+        out: Annotated[Path | None, typer.Option(
+            "--out", help="Scores JSONL (dataset mode; default DATASET.scores.jsonl).")] = None,
+        text_col: Annotated[str, typer.Option("--text-col", help="Text column.")] = "text",
+        prompt_col: Annotated[str | None, typer.Option(
+            "--prompt-col", help="Column scored as context before the text.")] = None,
+        fmt: Annotated[str | None, typer.Option("--format", help="jsonl | csv | tsv")] = None,
+        workers: Annotated[int, typer.Option("--workers", help="Rows in flight per engine.")] = 2,
+        resume: Annotated[bool, typer.Option(
+            "--resume", help="Keep rows already in --out; score the rest.")] = False,
+        ray: RayOpt = False,
+        ray_address: RayAddressOpt = None,
+        actors: ActorsOpt = None,
+        actor_cpus: ActorCpusOpt = 1.0,
     ) -> None:
-        """Per-token logprobs of a text under the model, and its perplexity."""
+        """Per-token logprobs of a text (or of every row of --dataset) and its perplexity."""
+        if (text is None) == (dataset is None):
+            raise InvalidRequestError("give a TEXT or --dataset (not both)", param="text")
+        if dataset is not None:
+            d = score_dataset(dataset, out=out, text_col=text_col, prompt_col=prompt_col,
+                              fmt=fmt, top_logprobs=top_logprobs,
+                              model=engine_model(model, base_url), threads=threads,
+                              workers=workers, resume=resume,
+                              choice=ExecChoice(ray, ray_address, actors, actor_cpus),
+                              api_key=api_key)
+            print_json(d) if as_json else print_score_summary(d)
+            return
+        assert text is not None
         engine = open_engine(model, base_url, api_key, threads)
         try:
             s = engine.score(text, prompt=prompt, top_logprobs=top_logprobs)

@@ -10,10 +10,20 @@ import typer
 from rich.table import Table
 
 from ..errors import InvalidRequestError
-from ..tasks import compare_texts, load_mc_items, loglikelihood, multiple_choice, read_rows, subset
+from ..tasks import compare_texts, load_mc_items, loglikelihood, read_rows, subset
 from ..tasks.datasets import MCItem
 from ..tasks.evaluate import METRICS, MCReport, MCResult, rolling_perplexity
-from ._tasks_common import engine_from, print_json, progress_bar, stdout_console
+from ..execution.rows import MCRow, mc_report
+from ._execution import (
+    ActorCpusOpt,
+    ActorsOpt,
+    ExecChoice,
+    RayAddressOpt,
+    RayOpt,
+    open_executor,
+    rate_progress,
+)
+from ._tasks_common import engine_from, print_json, stdout_console
 
 MODEL_HELP = "GGUF path or 'gemma'; default: the embedded SmolLM2-135M-Instruct."
 
@@ -36,6 +46,10 @@ def mc_cmd(
     resume: bool = typer.Option(False, help="Keep the items already in --out; score the rest."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for the embedded engine."),
     json_out: bool = typer.Option(False, "--json", help="JSON metrics on stdout."),
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    actor_cpus: ActorCpusOpt = 1.0,
 ) -> None:
     """Multiple-choice accuracy: acc, acc_norm_tokens, acc_norm_chars (with standard errors)."""
     items, bad = load_mc_items(file)
@@ -49,7 +63,9 @@ def mc_cmd(
     todo = [it for it in items if it.line not in kept]
     sink = None if out is None else out.open("a" if resume else "w", encoding="utf-8")
     try:
-        with engine_from(model, threads=threads) as engine, progress_bar() as bar:
+        choice = ExecChoice(ray, ray_address, actors, actor_cpus)
+        with open_executor(choice, model, threads=threads, workers=workers) as executor, \
+                rate_progress() as bar:
             task = bar.add_task("eval mc", total=len(items), completed=len(kept))
 
             def on_item(_item: Any, result: Any, _error: str | None) -> None:
@@ -58,10 +74,8 @@ def mc_cmd(
                     sink.write(json.dumps(result.to_dict()) + "\n")
                     sink.flush()
 
-            fresh = multiple_choice(engine, todo, chat_template=chat_template,
-                                    choice_prefix=choice_prefix, workers=workers,
-                                    on_item=on_item)
-            model_name = str(getattr(engine, "model_name", ""))
+            fresh = mc_report(executor, MCRow(chat_template, choice_prefix), todo, on_item)
+            model_name = executor.model_name
     finally:
         if sink is not None:
             sink.close()

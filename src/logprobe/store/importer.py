@@ -206,11 +206,48 @@ def _correct(value: Any) -> bool | None:
     raise NormalizeError(f"'correct' must be true, false or null, got {value!r}", path="correct")
 
 
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """Read one ``(where, value)`` entry into an :class:`ImportItem`, or the
+    :class:`ImportIssue` that says why not (a row function for any executor: parsing and
+    normalizing fan out, writing stays in the one transaction)."""
+
+    provider: str | None = None
+
+    def __call__(self, engine: Any, entry: tuple[str, Any]) -> ImportItem | ImportIssue:
+        where, value = entry
+        if isinstance(value, ImportIssue):
+            return value
+        try:
+            return to_item(value, self.provider)
+        except LogprobeError as e:
+            return ImportIssue(where, e.message)
+        except Exception as e:  # a payload no reader expected: reported, never a traceback
+            return ImportIssue(where, f"cannot read this item ({type(e).__name__}: {e})")
+
+
+def _read(path: Path, progress: Callable[[int], None] | None, provider: str | None,
+          executor: Any | None) -> Iterator[ImportItem | ImportIssue]:
+    fn = ImportRow(provider)
+    entries = read_items(path, progress)
+    if executor is None:
+        for entry in entries:
+            yield fn(None, entry)
+        return
+    for outcome in executor.map(fn, entries):
+        yield outcome.result if outcome.result is not None else \
+            ImportIssue(outcome.item[0], outcome.error or "failed")
+
+
 def import_file(store: Store, path: str | Path, run: str, *, append: bool = False,
                 skip_invalid: bool = False, model: str | None = None, tags: Sequence[str] = (),
                 provider: str | None = None,
-                progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Import ``path`` into ``run`` in one transaction; see the module doc for the rules."""
+                progress: Callable[[int], None] | None = None,
+                executor: Any | None = None) -> ImportReport:
+    """Import ``path`` into ``run`` in one transaction; see the module doc for the rules.
+
+    ``executor`` (a :mod:`logprobe.execution` executor) reads and normalizes the items on its
+    workers; they come back in file order and are written here."""
     from .store import check_run_name
 
     run = check_run_name(run)
@@ -222,18 +259,9 @@ def import_file(store: Store, path: str | Path, run: str, *, append: bool = Fals
     issues: list[ImportIssue] = []
     imported = n_tokens = 0
     with store.transaction(action=f"importing {path.name} into run {run!r}") as conn:
-        for where, value in read_items(path, progress):
-            if isinstance(value, ImportIssue):
-                issues.append(value)
-                continue
-            try:
-                item = to_item(value, provider)
-            except LogprobeError as e:
-                issues.append(ImportIssue(where, e.message))
-                continue
-            except Exception as e:  # a payload no reader expected: reported, never a traceback
-                issues.append(ImportIssue(where, f"cannot read this item ({type(e).__name__}: "
-                                                 f"{e})"))
+        for item in _read(path, progress, provider, executor):
+            if isinstance(item, ImportIssue):
+                issues.append(item)
                 continue
             if issues and not skip_invalid:
                 continue  # keep reading only to report every problem; nothing will be kept
