@@ -10,7 +10,8 @@ def test_all_is_sorted_and_complete() -> None:
     for name in cal.__all__:
         assert hasattr(cal, name), name
     public = {n for n in vars(cal) if not n.startswith("_") and n not in {"annotations"}}
-    submodules = {"bootstrap", "io", "metrics", "plots", "recalibrate", "report", "thresholds"}
+    submodules = {"autoselect", "bootstrap", "compare", "io", "metrics", "plots", "recalibrate",
+                  "report", "scaling", "selective", "signature", "thresholds"}
     assert public - submodules == set(cal.__all__)
 
 

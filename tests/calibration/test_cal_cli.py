@@ -44,18 +44,20 @@ def test_cli_recalibrate_save_target_plot(tmp_path: Path, isolated_env: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     f = write_predictions(tmp_path / "p.jsonl")
     png = tmp_path / "rel.png"
+    saved = tmp_path / "iso.json"
     code = main(["calibrate", str(f), "--json", "--method", "isotonic", "--fit-split", "0.6",
-                 "--seed", "1", "--model", "tiny", "--target", "errors_caught=0.8",
+                 "--seed", "1", "--save", str(saved), "--target", "errors_caught=0.8",
                  "--plot", str(png), "--bootstrap", "30"])
     report = no_nan(capsys.readouterr().out)
     assert code == 0
     rec = report["recalibration"]
     assert (rec["fit_n"], rec["eval_n"]) == (240, 160)
     assert rec["after"]["ece"]["value"] < rec["before"]["ece"]["value"]
-    saved = isolated_env / "calibrators" / "tiny.json"
     assert report["saved_calibrator"] == str(saved)
-    cal = load_calibrator("tiny")
+    cal = load_calibrator(path=saved)
     assert cal is not None and cal.method == "isotonic" and cal.n_fit == 240
+    assert cal.signature is None  # the rows record no task
+    assert not (isolated_env / "calibrators").exists()
     assert report["threshold"]["held_out"]["n"] == 160
     assert report["plot"] == str(png)
     assert_valid_png(png)
@@ -122,13 +124,14 @@ def test_cli_real_subprocess(tmp_path: Path) -> None:
     f = write_predictions(tmp_path / "p.jsonl")
     exe = Path(sys.executable).parent / "logprobe"
     proc = subprocess.run(
-        [str(exe), "calibrate", str(f), "--json", "--method", "temperature",
+        [str(exe), "calibrate", str(f), "--json", "--method", "temperature", "--no-save",
          "--target", "review_rate=0.1", "--bootstrap", "20"],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     report = no_nan(proc.stdout)
     assert report["recalibration"]["params"]["temperature"] > 0
+    assert report["saved_calibrator"] is None and report["not_saved_because"] == "--no-save"
     assert report["threshold"]["review_rate"] <= 0.1
     bad = subprocess.run([str(exe), "calibrate", str(tmp_path / "nope.jsonl")],
                          capture_output=True, text=True, timeout=120, check=False)

@@ -167,7 +167,8 @@ def test_raw_confidence_is_preferred_and_calibrated_rows_are_noted() -> None:
     ]
     p = predictions_from_rows(rows)
     assert p.confidence.tolist() == [0.9, 0.6]
-    assert p.notes == ("1 row(s) carry raw_confidence: used instead of confidence",
+    assert p.notes == ("1 row(s) were calibrated when written: their raw outputs "
+                       "(raw_confidence, raw_probs) are used",
                        "1 row(s) have a confidence that differs from probs[label] (already "
                        "calibrated?): a calibrator fitted on them stacks on the first")
 

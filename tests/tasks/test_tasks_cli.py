@@ -41,13 +41,22 @@ def test_classify_table_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_saved_calibrator_is_applied(engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
     cal_mod = pytest.importorskip("logprobe.calibration")
     from logprobe.calibration.recalibrate import TemperatureCalibrator
+    from logprobe.tasks import classify_signature
 
+    # a per-model file of an older logprobe is not applied: it may belong to another task
     cal_mod.save_calibrator(TemperatureCalibrator(temperature=2.0, model=engine.model_name))
+    assert main(["classify", "-l", "positive,negative", REVIEW, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["calibrated"] is False
+    assert "per-model calibrator of an older logprobe" in captured.err
+    sig = classify_signature(engine, ["positive", "negative"])
+    cal_mod.save_calibrator(TemperatureCalibrator(temperature=2.0, signature=sig))
     assert main(["classify", "-l", "positive,negative", REVIEW, "--json"]) == 0
     d = _json(capsys)
     p = d["raw_confidence"]
     expected = 1 / (1 + math.exp(-math.log(p / (1 - p)) / 2.0))
     assert d["calibrated"] is True and d["confidence"] == pytest.approx(expected, rel=1e-6)
+    assert d["signature"] == sig.to_dict() and d["calibrator"] == "temperature"
     assert main(["classify", "-l", "positive,negative", REVIEW, "--json", "--uncalibrated"]) == 0
     d = _json(capsys)
     assert d["calibrated"] is False and d["confidence"] == d["raw_confidence"]

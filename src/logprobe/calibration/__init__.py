@@ -3,6 +3,11 @@
 * :mod:`.metrics`: accuracy, ECE (equal-width / equal-mass), MCE, Brier, log loss, ROC-AUC,
   risk-coverage / AURC, prediction-rejection ratio, bootstrap intervals (numpy/scipy only).
 * :mod:`.recalibrate`: temperature scaling, Platt and isotonic maps (:class:`Calibrator`).
+* :mod:`.scaling`: vector and matrix scaling and contextual calibration (maps that can change the
+  decision), :mod:`.autoselect`: ``method="auto"`` by cross-validated log loss.
+* :mod:`.signature`: the task a calibrator belongs to (:class:`TaskSignature`).
+* :mod:`.compare`: before/after tables with paired bootstrap intervals and the majority baseline;
+  :mod:`.selective`: review rate for an error-catching target vs the mean-logprob rule of thumb.
 * :mod:`.thresholds`: the threshold of a review gate or cascade that meets a target.
 * :mod:`.plots`: reliability / risk-coverage data (JSON-ready) and PNG plots.
 * :mod:`.bootstrap`: percentile bootstrap intervals (a resample is a weight vector).
@@ -25,11 +30,13 @@ from .io import (
     SkippedRow,
     calibrator_path,
     load_calibrator,
+    load_task_calibrator,
     logprobe_home,
     predictions_from_rows,
     read_calibrator,
     read_predictions,
     save_calibrator,
+    task_calibrator_path,
 )
 from .metrics import (
     BinStats,
@@ -63,6 +70,16 @@ from .recalibrate import (
     split_indices,
 )
 from .report import ReportOptions, calibration_report, json_safe
+from .scaling import (
+    CONTENT_FREE_INPUTS,
+    ContextualCalibrator,
+    MatrixCalibrator,
+    VectorCalibrator,
+    fit_contextual,
+    fit_matrix,
+    fit_vector,
+)
+from .signature import TaskSignature, check_same_task, prompt_spec
 from .thresholds import (
     Target,
     ThresholdChoice,
@@ -74,17 +91,22 @@ from .thresholds import (
 
 __all__ = [
     "BinStats",
+    "CONTENT_FREE_INPUTS",
     "Calibrator",
+    "ContextualCalibrator",
     "IsotonicCalibrator",
     "METHODS",
+    "MatrixCalibrator",
     "PlattCalibrator",
     "Predictions",
     "ReportOptions",
     "SkippedRow",
     "Target",
+    "TaskSignature",
     "TemperatureCalibrator",
     "ThresholdChoice",
     "TradeOff",
+    "VectorCalibrator",
     "accuracy",
     "aurc",
     "bin_stats",
@@ -96,13 +118,18 @@ __all__ = [
     "calibrator_from_dict",
     "calibrator_path",
     "check_inputs",
+    "check_same_task",
     "ece",
     "fit_calibrator",
+    "fit_contextual",
     "fit_isotonic",
+    "fit_matrix",
     "fit_platt",
     "fit_temperature",
+    "fit_vector",
     "json_safe",
     "load_calibrator",
+    "load_task_calibrator",
     "log_loss",
     "logprobe_home",
     "mce",
@@ -112,6 +139,7 @@ __all__ = [
     "pick_threshold",
     "prediction_rejection_ratio",
     "predictions_from_rows",
+    "prompt_spec",
     "read_calibrator",
     "read_predictions",
     "reliability_data",
@@ -121,5 +149,6 @@ __all__ = [
     "save_calibration_plot",
     "save_calibrator",
     "split_indices",
+    "task_calibrator_path",
     "tradeoff_curve",
 ]

@@ -12,6 +12,11 @@ A prediction row is a JSON object; the fields read are
                 Rows are renormalised to sum to 1 (top-k lists often fall a little short).
 ``label``       optional predicted label; ``gold`` optional true label (multi-class metrics and
                 temperature scaling on the full distribution need ``probs`` and ``gold``).
+``raw_*``       rows written with a calibrator applied carry the model's own ``raw_probs``,
+                ``raw_label`` and ``raw_confidence``: those are read instead (calibrators are
+                fitted on, and applied to, the model's raw outputs).
+``signature``   the task signature (:class:`.signature.TaskSignature`) the row belongs to;
+                ``logprobs`` + ``n_tokens`` give the label's mean token logprob (rule of thumb).
 
 Bad rows (not JSON, not an object, confidence NaN or outside [0, 1], no ``correct`` and no
 ``label``/``gold`` to derive it, ...) are skipped and reported with their line number; blank lines
@@ -38,6 +43,7 @@ from numpy.typing import NDArray
 from ..errors import CalibrationError, InvalidRequestError
 from .metrics import BoolArray, FloatArray
 from .recalibrate import Calibrator, calibrator_from_dict
+from .signature import TaskSignature
 
 MAX_REPORTED_SKIPS = 20
 
@@ -65,10 +71,36 @@ class Predictions:
     notes: tuple[str, ...] = ()
     source: str | None = None
     n_skipped: int = field(default=0)
+    signatures: tuple[TaskSignature, ...] = ()   # distinct signatures of the rows, in order
+    n_unsigned: int = 0                          # rows without a signature (older files)
+    mean_logprob: FloatArray | None = None       # (n,) mean token logprob of the label
 
     @property
     def n(self) -> int:
         return int(self.confidence.size)
+
+    @property
+    def signature(self) -> TaskSignature | None:
+        """The task of every row, or None when rows lack one or come from several tasks."""
+        if len(self.signatures) == 1 and self.n_unsigned == 0:
+            return self.signatures[0]
+        return None
+
+    def require_signature(self) -> TaskSignature:
+        """:attr:`signature`, or a CalibrationError saying why there is none."""
+        if self.signature is not None:
+            return self.signature
+        where = self.source or "the predictions"
+        if len(self.signatures) > 1:
+            raise CalibrationError(
+                f"{where} mixes {len(self.signatures)} tasks ("
+                + "; ".join(s.describe() for s in self.signatures[:3])
+                + "): calibrate each task's rows separately", param="signature")
+        raise CalibrationError(
+            f"{where} has {self.n_unsigned} row(s) without a task signature (written by an older "
+            "logprobe or another tool), so there is no task to save a calibrator under: re-run "
+            "`logprobe classify --dataset`, give --save PATH, or --no-save to only report",
+            param="signature")
 
     @property
     def multiclass(self) -> bool:
@@ -83,6 +115,7 @@ class Predictions:
             probs=None if self.probs is None else self.probs[idx],
             gold=None if self.gold is None else self.gold[idx],
             pred=None if self.pred is None else self.pred[idx],
+            mean_logprob=None if self.mean_logprob is None else self.mean_logprob[idx],
         )
 
 
@@ -95,6 +128,8 @@ class _Row:
     label: str | None
     used_raw: bool = False
     differs: bool = False
+    signature: TaskSignature | None = None
+    mean_logprob: float | None = None
 
 
 class _BadRow(Exception):
@@ -111,7 +146,8 @@ def _number(value: Any, name: str) -> float:
 
 
 def _probs_of(row: Mapping[str, Any]) -> dict[str, float] | None:
-    raw, is_log = row.get("probs"), False
+    raw = row.get("raw_probs") if row.get("raw_probs") is not None else row.get("probs")
+    is_log = False
     if raw is None and row.get("logprobs") is not None:
         raw, is_log = row["logprobs"], True
     if raw is None:
@@ -141,15 +177,40 @@ def _label(value: Any) -> str | None:
     return str(value)
 
 
+def _signature_of(row: Mapping[str, Any]) -> TaskSignature | None:
+    if row.get("signature") is None:
+        return None
+    try:
+        return TaskSignature.from_dict(row["signature"])
+    except CalibrationError as e:
+        raise _BadRow(f"bad signature: {e.message}") from None
+
+
+def _mean_logprob(row: Mapping[str, Any], label: str | None) -> float | None:
+    lps, ntok = row.get("logprobs"), row.get("n_tokens")
+    if label is None or not isinstance(lps, Mapping) or not isinstance(ntok, Mapping):
+        return None
+    lp, n = lps.get(label), ntok.get(label)
+    if isinstance(lp, bool) or not isinstance(lp, int | float) or not math.isfinite(lp):
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        return None
+    return float(lp) / n
+
+
 def parse_row(row: Any) -> _Row:
     """One prediction row -> validated fields (raises ``_BadRow`` with the reason)."""
     if not isinstance(row, Mapping):
         raise _BadRow("not a JSON object")
     probs = _probs_of(row)
-    label, gold = _label(row.get("label")), _label(row.get("gold"))
+    raw_row = row.get("raw_probs") is not None or row.get("raw_label") is not None
+    label = _label(row.get("raw_label") if raw_row else row.get("label"))
+    gold = _label(row.get("gold"))
     used_raw = row.get("raw_confidence") is not None
     if used_raw:
         conf = _number(row["raw_confidence"], "raw_confidence")
+        shown = row.get("confidence")
+        used_raw = isinstance(shown, int | float) and abs(float(shown) - conf) > 1e-9
     elif row.get("confidence") is not None:
         conf = _number(row["confidence"], "confidence")
     elif probs is not None:
@@ -158,7 +219,7 @@ def parse_row(row: Any) -> _Row:
         raise _BadRow("no confidence (and no probs to take it from)")
     if not 0 <= conf <= 1:
         raise _BadRow(f"confidence {conf:g} outside [0, 1]")
-    correct = row.get("correct")
+    correct = row.get("raw_correct") if raw_row else row.get("correct")
     if correct is None:
         if label is None and probs is not None:
             label = max(probs, key=probs.__getitem__)
@@ -170,7 +231,8 @@ def parse_row(row: Any) -> _Row:
     if not isinstance(correct, bool):
         raise _BadRow(f"correct must be true/false or 1/0 ({correct!r})")
     differs = probs is not None and label in probs and abs(probs[label] - conf) > 1e-6
-    return _Row(conf, correct, probs, gold, label, used_raw, differs)
+    return _Row(conf, correct, probs, gold, label, used_raw, differs, _signature_of(row),
+                _mean_logprob(row, label))
 
 
 def _iter_lines(path: Path) -> Any:
@@ -232,12 +294,20 @@ def _assemble(rows: list[_Row], skipped: list[SkippedRow], source: str | None) -
     probs, gold, pred, labels, notes = _multiclass(rows)
     n_raw, n_diff = sum(r.used_raw for r in rows), sum(r.differs for r in rows)
     if n_raw:
-        notes.append(f"{n_raw} row(s) carry raw_confidence: used instead of confidence")
+        notes.append(f"{n_raw} row(s) were calibrated when written: their raw outputs "
+                     "(raw_confidence, raw_probs) are used")
     if n_diff:
         notes.append(f"{n_diff} row(s) have a confidence that differs from probs[label] "
                      "(already calibrated?): a calibrator fitted on them stacks on the first")
+    sigs = tuple(dict.fromkeys(r.signature for r in rows if r.signature is not None))
+    n_unsigned = sum(r.signature is None for r in rows)
+    if len(sigs) > 1:
+        notes.append(f"rows come from {len(sigs)} different tasks (signatures)")
+    mlp = [r.mean_logprob for r in rows]
+    mean_lp = None if any(v is None for v in mlp) else np.array(mlp, dtype=np.float64)
     return Predictions(conf, corr, probs, gold, pred, labels, tuple(skipped[:MAX_REPORTED_SKIPS]),
-                       tuple(notes), source, n_skipped=len(skipped))
+                       tuple(notes), source, n_skipped=len(skipped), signatures=sigs,
+                       n_unsigned=n_unsigned, mean_logprob=mean_lp)
 
 
 def _multiclass(rows: list[_Row]) -> tuple[Any, Any, Any, Any, list[str]]:
@@ -274,23 +344,56 @@ def logprobe_home() -> Path:
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def calibrator_path(model: str) -> Path:
-    """``$LOGPROBE_HOME/calibrators/<model>.json``; a name with unsafe characters (``/``, spaces)
-    gets them replaced by ``_`` and a short hash appended, so distinct names never collide."""
+def _safe_stem(model: str) -> str:
     if not model or not model.strip():
         raise CalibrationError("model name must not be empty", param="model")
     stem = _SAFE.sub("_", model).strip("._") or "model"
     if stem != model:
         stem = f"{stem}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
-    return logprobe_home() / "calibrators" / f"{stem}.json"
+    return stem
+
+
+def calibrator_path(model: str) -> Path:
+    """``$LOGPROBE_HOME/calibrators/<model>.json`` (per-model files of logprobe 0.1, which
+    ``classify`` no longer applies by itself); a name with unsafe characters (``/``, spaces)
+    gets them replaced by ``_`` and a short hash appended, so distinct names never collide."""
+    return logprobe_home() / "calibrators" / f"{_safe_stem(model)}.json"
+
+
+def task_calibrator_path(signature: TaskSignature) -> Path:
+    """``$LOGPROBE_HOME/calibrators/tasks/<model>/<signature id>.json``."""
+    return logprobe_home() / "calibrators" / "tasks" / _safe_stem(signature.model) / \
+        f"{signature.id}.json"
+
+
+def load_task_calibrator(signature: TaskSignature) -> tuple[Calibrator, Path] | None:
+    """The calibrator saved for exactly this task and its path (None when there is none).
+
+    Raises:
+        CalibrationError: the file is malformed or holds another task's calibrator.
+    """
+    p = task_calibrator_path(signature)
+    if not p.is_file():
+        return None
+    cal = read_calibrator(p)
+    if cal.signature != signature:
+        got = "no signature" if cal.signature is None else cal.signature.describe()
+        raise CalibrationError(f"{p} holds a calibrator for another task ({got}), not "
+                               f"{signature.describe()}", param="calibrator")
+    return cal, p
 
 
 def save_calibrator(calibrator: Calibrator, path: str | Path | None = None) -> Path:
-    """Write ``calibrator`` as JSON (atomically) to ``path`` or to its model's default path."""
+    """Write ``calibrator`` as JSON (atomically) to ``path``, or by default under its task
+    signature (:func:`task_calibrator_path`), or, with no signature, under its model name."""
     if path is None:
-        if not calibrator.model:
-            raise CalibrationError("give a path or a calibrator with a model name", param="model")
-        path = calibrator_path(calibrator.model)
+        if calibrator.signature is not None:
+            path = task_calibrator_path(calibrator.signature)
+        elif calibrator.model:
+            path = calibrator_path(calibrator.model)
+        else:
+            raise CalibrationError("give a path or a calibrator with a task signature",
+                                   param="signature")
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

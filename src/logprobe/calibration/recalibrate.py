@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, overload
 
@@ -31,10 +31,14 @@ from scipy.special import expit, log_softmax, logit
 
 from ..errors import CalibrationError
 from .metrics import EPS, BoolArray, FloatArray, check_inputs, check_probs
+from .signature import TaskSignature
 
-Method = Literal["temperature", "platt", "isotonic"]
-METHODS: tuple[str, ...] = ("temperature", "platt", "isotonic")
-CALIBRATOR_FORMAT = "logprobe.calibrator/1"
+Method = Literal["temperature", "platt", "isotonic", "vector", "matrix", "contextual"]
+METHODS: tuple[str, ...] = ("temperature", "platt", "isotonic", "vector", "matrix",
+                            "contextual")
+CALIBRATOR_FORMAT = "logprobe.calibrator/2"
+READABLE_FORMATS = ("logprobe.calibrator/1", CALIBRATOR_FORMAT)
+"""Version 1 files (no task signature) are still read; they apply only when forced."""
 MIN_FIT_POINTS = 10
 """Fewest predictions (with at least one right and one wrong) a calibrator is fitted on."""
 TEMPERATURE_BOUNDS = (0.01, 100.0)
@@ -62,10 +66,17 @@ class Calibrator(ABC):
     """A fitted recalibration map (see module docstring). Subclasses hold the parameters."""
 
     method: ClassVar[str]
+    changes_decision: ClassVar[bool] = True
+    """True when the calibrated distribution's argmax is the decision (distribution maps);
+    False for maps of the top-label confidence only (Platt, isotonic): the label is kept."""
+    needs_label_order: ClassVar[bool] = False
+    """True when the parameters refer to labels by position (vector, matrix, contextual)."""
     model: str | None = None
     n_fit: int = 0
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     info: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    signature: TaskSignature | None = None
+    labels: tuple[str, ...] | None = None
 
     @abstractmethod
     def _map(self, conf: FloatArray) -> FloatArray:
@@ -120,7 +131,7 @@ class Calibrator(ABC):
         if isinstance(x, int | float | np.floating | np.integer):
             return float(self.apply_confidence([float(x)])[0])
         if isinstance(x, Mapping):
-            labels = list(x)
+            labels = self._label_order(x)
             out = self.apply_probs([x[label] for label in labels])
             return {label: float(v) for label, v in zip(labels, out, strict=True)}
         if isinstance(x, np.ndarray):
@@ -132,12 +143,36 @@ class Calibrator(ABC):
             param="confidence",
         )
 
+    @property
+    def label_order(self) -> tuple[str, ...] | None:
+        """The labels, in the order the map's parameters refer to (None: any order)."""
+        if self.labels is not None:
+            return self.labels
+        return None if self.signature is None else self.signature.labels
+
+    def _label_order(self, probs: Mapping[str, float]) -> list[str]:
+        order = self.label_order
+        if order is None or not self.needs_label_order:
+            return list(probs)
+        if set(order) != set(probs):
+            raise CalibrationError(
+                f"{self.method} calibrator was fitted on labels [{', '.join(order)}], got "
+                f"[{', '.join(probs)}]", param="labels")
+        return list(order)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **common: Any) -> Calibrator:
+        """Rebuild from :meth:`params` (subclasses override; raise KeyError/ValueError)."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; :func:`calibrator_from_dict` reads it back."""
         return {
             "format": CALIBRATOR_FORMAT,
             "method": self.method,
             "model": self.model,
+            "signature": None if self.signature is None else self.signature.to_dict(),
+            "labels": None if self.labels is None else list(self.labels),
             "n_fit": self.n_fit,
             "created": self.created,
             "params": self.params(),
@@ -178,12 +213,17 @@ class TemperatureCalibrator(Calibrator):
     def params(self) -> dict[str, Any]:
         return {"temperature": self.temperature}
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **common: Any) -> Calibrator:
+        return cls(temperature=float(params["temperature"]), **common)
+
 
 @dataclass(frozen=True, kw_only=True)
 class PlattCalibrator(Calibrator):
     """``sigmoid(slope * logit(c) + intercept)``: logistic regression on the confidence's logit."""
 
     method: ClassVar[str] = "platt"
+    changes_decision: ClassVar[bool] = False
     slope: float
     intercept: float
 
@@ -197,12 +237,17 @@ class PlattCalibrator(Calibrator):
     def params(self) -> dict[str, Any]:
         return {"slope": self.slope, "intercept": self.intercept}
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **common: Any) -> Calibrator:
+        return cls(slope=float(params["slope"]), intercept=float(params["intercept"]), **common)
+
 
 @dataclass(frozen=True, kw_only=True)
 class IsotonicCalibrator(Calibrator):
     """A non-decreasing step-linear map through ``(x[i], y[i])``, flat outside ``[x[0], x[-1]]``."""
 
     method: ClassVar[str] = "isotonic"
+    changes_decision: ClassVar[bool] = False
     x: tuple[float, ...]
     y: tuple[float, ...]
 
@@ -223,6 +268,11 @@ class IsotonicCalibrator(Calibrator):
     def params(self) -> dict[str, Any]:
         return {"x": list(self.x), "y": list(self.y)}
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **common: Any) -> Calibrator:
+        return cls(x=tuple(float(v) for v in params["x"]), y=tuple(float(v) for v in params["y"]),
+                   **common)
+
 
 _CLASSES: dict[str, type[Calibrator]] = {
     "temperature": TemperatureCalibrator,
@@ -231,9 +281,18 @@ _CLASSES: dict[str, type[Calibrator]] = {
 }
 
 
+def register_calibrator(cls: type[Calibrator]) -> type[Calibrator]:
+    """Make ``cls`` readable by :func:`calibrator_from_dict` (class decorator)."""
+    _CLASSES[cls.method] = cls
+    return cls
+
+
 def calibrator_from_dict(d: Mapping[str, Any]) -> Calibrator:
-    """Rebuild a calibrator written by :meth:`Calibrator.to_dict` (validates every field)."""
-    if not isinstance(d, Mapping) or d.get("format") != CALIBRATOR_FORMAT:
+    """Rebuild a calibrator written by :meth:`Calibrator.to_dict` (validates every field).
+
+    Version 1 files (written before task signatures) are read with ``signature=None``.
+    """
+    if not isinstance(d, Mapping) or d.get("format") not in READABLE_FORMATS:
         raise CalibrationError(f"not a calibrator file (expected format {CALIBRATOR_FORMAT!r})",
                                param="format")
     method = d.get("method")
@@ -242,21 +301,19 @@ def calibrator_from_dict(d: Mapping[str, Any]) -> Calibrator:
     params = d.get("params")
     if not isinstance(params, Mapping):
         raise CalibrationError("calibrator params must be an object", param="params")
+    labels = d.get("labels")
     common: dict[str, Any] = {
         "model": d.get("model"),
         "n_fit": int(d.get("n_fit") or 0),
         "info": dict(d.get("info") or {}),
+        "signature": None if d.get("signature") is None
+        else TaskSignature.from_dict(d["signature"]),
+        "labels": None if labels is None else tuple(str(x) for x in labels),
     }
     if d.get("created"):
         common["created"] = str(d["created"])
     try:
-        if method == "temperature":
-            return TemperatureCalibrator(temperature=float(params["temperature"]), **common)
-        if method == "platt":
-            return PlattCalibrator(slope=float(params["slope"]),
-                                   intercept=float(params["intercept"]), **common)
-        return IsotonicCalibrator(x=tuple(float(v) for v in params["x"]),
-                                  y=tuple(float(v) for v in params["y"]), **common)
+        return _CLASSES[method].from_params(params, **common)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, CalibrationError):
             raise
@@ -355,18 +412,36 @@ def fit_isotonic(
 def fit_calibrator(
     method: str, confidence: ArrayLike | None = None, correct: ArrayLike | None = None, *,
     probs: ArrayLike | None = None, gold: ArrayLike | None = None, model: str | None = None,
+    **common: Any,
 ) -> Calibrator:
-    """Fit a calibrator by method name (``temperature``, ``platt`` or ``isotonic``)."""
+    """Fit a calibrator by method name (``temperature``, ``platt``, ``isotonic``, ``vector`` or
+    ``matrix``; ``contextual`` needs the engine: see :func:`.scaling.fit_contextual`).
+    ``common`` (``signature``, ``labels``) is stored on the calibrator."""
     if method == "temperature":
-        return fit_temperature(confidence, correct, probs=probs, gold=gold, model=model)
-    if confidence is None or correct is None:
+        cal: Calibrator = fit_temperature(confidence, correct, probs=probs, gold=gold,
+                                          model=model)
+    elif method in ("vector", "matrix"):
+        from .scaling import fit_matrix, fit_vector
+
+        if probs is None or gold is None:
+            raise CalibrationError(f"{method} scaling needs probs over the labels and gold",
+                                   param="probs")
+        fit = fit_vector if method == "vector" else fit_matrix
+        return fit(probs, gold, model=model, **common)
+    elif method == "contextual":
+        raise CalibrationError("contextual calibration is fitted from the engine's content-free "
+                               "predictions (fit_contextual), not from labelled rows",
+                               param="method")
+    elif method not in ("platt", "isotonic"):
+        raise CalibrationError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}",
+                               param="method")
+    elif confidence is None or correct is None:
         raise CalibrationError(f"{method} needs confidence and correct", param="confidence")
-    if method == "platt":
-        return fit_platt(confidence, correct, model=model)
-    if method == "isotonic":
-        return fit_isotonic(confidence, correct, model=model)
-    raise CalibrationError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}",
-                           param="method")
+    elif method == "platt":
+        cal = fit_platt(confidence, correct, model=model)
+    else:
+        cal = fit_isotonic(confidence, correct, model=model)
+    return replace(cal, **common) if common else cal
 
 
 def split_indices(n: int, fit_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

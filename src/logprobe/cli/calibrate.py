@@ -1,5 +1,10 @@
 """``logprobe calibrate``: calibration metrics, recalibration and threshold picking for a
-predictions JSONL file (a thin shell over :mod:`logprobe.calibration`)."""
+predictions JSONL file (a thin shell over :mod:`logprobe.calibration`).
+
+A fitted calibrator is saved under the task signature the rows record (model, labels, prompt,
+method, normalisation), where ``logprobe classify`` finds it for the same task only; ``--save``
+writes it elsewhere; ``--no-save`` only reports. It is never fitted and dropped silently.
+"""
 
 from __future__ import annotations
 
@@ -9,99 +14,61 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from ..errors import CalibrationError
+from ._calibrate_print import print_report
+
+ALL_METHODS = ("temperature", "platt", "isotonic", "vector", "matrix", "contextual", "auto")
 
 
-_METRIC_NAMES = {
-    "accuracy": "accuracy",
-    "mean_confidence": "mean confidence",
-    "ece": "ECE (equal-width)",
-    "ece_equal_mass": "ECE (equal-mass)",
-    "mce": "MCE",
-    "brier": "Brier (confidence)",
-    "brier_multiclass": "Brier (multi-class)",
-    "log_loss": "log loss (confidence)",
-    "nll_multiclass": "NLL (multi-class)",
-    "roc_auc": "ROC-AUC (conf. vs correct)",
-    "aurc": "AURC",
-    "prr": "prediction-rejection ratio",
-}
+def _check_options(method: str | None, save: Path | None, no_save: bool, model: str | None,
+                   bootstrap: int, fit_split: float | None) -> None:
+    if model is not None:
+        raise CalibrationError(
+            "--model is gone: a calibrator belongs to a task (model, labels, prompt, method, "
+            "normalisation) recorded in the predictions rows and is saved under it by default; "
+            "use --save PATH for a file of your choice", param="model")
+    if method is not None and method not in ALL_METHODS:
+        raise CalibrationError(f"unknown --method {method!r}; choose one of "
+                               f"{', '.join(ALL_METHODS)}", param="method")
+    if (save is not None or no_save) and method is None:
+        raise CalibrationError("--save/--no-save are about a fitted calibrator: choose one with "
+                               "--method", param="method")
+    if save is not None and no_save:
+        raise CalibrationError("--save and --no-save contradict each other", param="save")
+    if bootstrap < 0:
+        raise CalibrationError("--bootstrap must be >= 0", param="bootstrap")
+    if fit_split is not None and not 0 < fit_split <= 1:
+        raise CalibrationError(f"fit fraction must be in (0, 1], got {fit_split}",
+                               param="fit_split")
 
 
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4f}"
+def _contextual(method: str | None, signature: Any, engine_spec: str | None,
+                err: Console) -> Any | None:
+    """The contextual calibrator measured with the task's model (contextual, or auto when the
+    model can be opened); None for other methods."""
+    if method not in ("contextual", "auto"):
+        return None
+    if signature is None:
+        if method == "contextual":
+            raise CalibrationError("contextual calibration rebuilds the task's prompt from the "
+                                   "rows' task signature, and these rows have none",
+                                   param="method")
+        return None
+    from ..engines.llamacpp import default_model_path
+    from ..tasks.contextual import fit_contextual_for
+    from ._tasks_common import engine_from
 
-
-def _fmt_ci(ci: Any) -> str:
-    return "-" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
-
-
-def _print_report(report: dict[str, Any], console: Console) -> None:
-    level = int(round(report["bootstrap"]["level"] * 100))
-    table = Table(title=f"{report['source']}: {report['n']} predictions, {report['n_bins']} bins")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column(f"{level}% CI (bootstrap)", justify="right")
-    for key, row in report["metrics"].items():
-        table.add_row(_METRIC_NAMES.get(key, key), _fmt(row["value"]), _fmt_ci(row["ci"]))
-    console.print(table)
-    rec = report.get("recalibration")
-    if rec:
-        _print_recalibration(rec, console)
-    thr = report.get("threshold")
-    if thr:
-        _print_threshold(thr, console)
-    for note in report["notes"]:
-        console.print(f"note: {note}")
-
-
-def _print_recalibration(rec: dict[str, Any], console: Console) -> None:
-    if "error" in rec:
-        console.print(f"recalibration ({rec['method']}) not possible: {rec['error']}")
-        return
-    params = ", ".join(f"{k}={v:.4g}" for k, v in rec["params"].items()
-                       if isinstance(v, int | float))
-    head = f"{rec['method']} fitted on {rec['fit_n']} rows" + (f" ({params})" if params else "")
-    if rec["before"] is None:
-        console.print(head + "; nothing held out to evaluate it")
-        return
-    table = Table(title=f"{head}, evaluated on {rec['eval_n']} held-out rows")
-    table.add_column("metric")
-    table.add_column("before", justify="right")
-    table.add_column("after", justify="right")
-    for key in ("ece", "ece_equal_mass", "mce", "brier", "brier_multiclass", "log_loss",
-                "nll_multiclass", "roc_auc"):
-        if key in rec["before"]:
-            table.add_row(_METRIC_NAMES[key], _fmt(rec["before"][key]["value"]),
-                          _fmt(rec["after"][key]["value"]))
-    console.print(table)
-
-
-def _print_threshold(thr: dict[str, Any], console: Console) -> None:
-    t = thr["target"]
-    if "error" in thr:
-        console.print(f"threshold for {t['kind']}={t['value']:g}: {thr['error']}")
-        return
-    console.print(
-        f"threshold for {t['kind']}={t['value']:g} ({thr['scale']} confidence, picked on "
-        f"{thr['picked_on']}): accept if confidence >= {thr['threshold']:.4f} "
-        f"(CI {_fmt_ci(thr['threshold_ci'])})"
-    )
-    console.print(
-        f"  review rate {_fmt(thr['review_rate'])} {_fmt_ci(thr['ci'].get('review_rate'))}, "
-        f"precision of accepted {_fmt(thr['precision'])}, errors caught "
-        f"{_fmt(thr['errors_caught'])} {_fmt_ci(thr['ci'].get('errors_caught'))}"
-        + (f", expected cost {_fmt(thr['expected_cost'])}" if thr["expected_cost"] is not None
-           else "")
-    )
-    held = thr.get("held_out")
-    if held:
-        console.print(
-            f"  on {held['n']} held-out rows: review rate {_fmt(held['review_rate'])}, precision "
-            f"{_fmt(held['precision'])}, errors caught {_fmt(held['errors_caught'])}"
-        )
+    if engine_spec is None and signature.model != Path(default_model_path()).stem:
+        if method == "auto":
+            err.print(f"note: contextual calibration left out of auto: pass --engine for model "
+                      f"{signature.model!r}")
+            return None
+        raise CalibrationError(f"contextual calibration needs model {signature.model!r}: pass "
+                               "--engine GGUF|URL#model", param="engine")
+    with engine_from(engine_spec) as engine:
+        return fit_contextual_for(engine, signature)
 
 
 def calibrate_command(
@@ -111,14 +78,21 @@ def calibrate_command(
     plot: Path | None = typer.Option(None, "--plot", help="Write a reliability diagram and "
                                      "risk-coverage curve to this PNG."),
     method: str | None = typer.Option(None, "--method", metavar="METHOD",
-                                      help="temperature | platt | isotonic: fit on one split, "
-                                      "report before/after on the other."),
+                                      help="temperature | platt | isotonic | vector | matrix | "
+                                      "contextual | auto: fit on one split, report before/after "
+                                      "on the other (or on --eval-file)."),
     fit_split: float | None = typer.Option(None, "--fit-split", help="Share of rows to fit on "
-                                           "(default 0.5 with --method; 1.0 = fit on all)."),
+                                           "(default 0.5 with --method, 1.0 with --eval-file)."),
+    eval_file: Path | None = typer.Option(None, "--eval-file", help="Evaluate on these "
+                                          "predictions (same task) instead of a held-out split."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the bootstrap."),
-    save: Path | None = typer.Option(None, "--save", help="Write the fitted calibrator here."),
-    model: str | None = typer.Option(None, "--model", help="Model the calibrator belongs to; "
-                                     "without --save it goes to $LOGPROBE_HOME/calibrators/."),
+    save: Path | None = typer.Option(None, "--save", help="Write the fitted calibrator here "
+                                     "(default: under the rows' task signature)."),
+    no_save: bool = typer.Option(False, "--no-save", help="Only report; keep no calibrator."),
+    engine: str | None = typer.Option(None, "--engine", help="Model for contextual calibration "
+                                      "(GGUF path, 'gemma', URL#model); default: the embedded "
+                                      "model when the rows come from it."),
+    model: str | None = typer.Option(None, "--model", hidden=True),
     target: str | None = typer.Option(None, "--target", metavar="KIND=VALUE",
                                       help="errors_caught=0.8 | precision=0.95 | "
                                       "review_rate=0.1 | escalation_cost=0.2"),
@@ -127,7 +101,6 @@ def calibrate_command(
 ) -> None:
     """Calibration metrics, recalibration and threshold picking for a predictions file."""
     from ..calibration import (
-        METHODS,
         ReportOptions,
         calibration_report,
         parse_target,
@@ -135,58 +108,70 @@ def calibrate_command(
         save_calibrator,
     )
 
-    if method is not None and method not in METHODS:
-        raise CalibrationError(f"unknown --method {method!r}; choose one of {', '.join(METHODS)}",
-                               param="method")
-    if (save is not None or model is not None) and method is None:
-        raise CalibrationError("--save/--model store a calibrator: choose one with --method "
-                               "temperature|platt|isotonic", param="method")
-    if bootstrap < 0:
-        raise CalibrationError("--bootstrap must be >= 0", param="bootstrap")
-    opts = ReportOptions(
-        n_bins=bins, n_boot=bootstrap, seed=seed, fit_split=fit_split,
-        method=method,
-        target=None if target is None else parse_target(target), model=model,
-    )
+    _check_options(method, save, no_save, model, bootstrap, fit_split)
     preds = read_predictions(file)
+    eval_preds = None if eval_file is None else read_predictions(eval_file)
     err = Console(stderr=True)
-    if preds.n_skipped:
-        err.print(f"skipped {preds.n_skipped} bad row(s): "
-                  + "; ".join(str(s) for s in preds.skipped[:5])
-                  + (" ..." if preds.n_skipped > 5 else ""), highlight=False)
+    for p in (preds, eval_preds):
+        if p is not None and p.n_skipped:
+            err.print(("" if p is preds else f"{p.source}: ")
+                      + f"skipped {p.n_skipped} bad row(s): "
+                      + "; ".join(str(s) for s in p.skipped[:5])
+                      + (" ..." if p.n_skipped > 5 else ""), highlight=False)
+    if method is not None and save is None and not no_save:
+        preds.require_signature()  # decided before fitting: never fit and drop silently
+    signature = preds.signature
+    opts = ReportOptions(
+        n_bins=bins, n_boot=bootstrap, seed=seed, fit_split=fit_split, method=method,
+        target=None if target is None else parse_target(target), signature=signature,
+        contextual=_contextual(method, signature, engine, err), eval_preds=eval_preds,
+    )
     with err.status("computing metrics and bootstrap intervals"):
         report, cal = calibration_report(preds, opts)
-    if method is not None and cal is None and (save is not None or model is not None):
-        raise CalibrationError(f"cannot save: {report['recalibration'].get('error')}",
-                               param="method")
-    if cal is not None and (save is not None or model is not None):
+    rec = report.get("recalibration") or {}
+    if method is not None and cal is None and "error" in rec and not no_save:
+        raise CalibrationError(f"cannot fit {method}: {rec['error']}", param="method")
+    if cal is not None and not no_save:
         report["saved_calibrator"] = str(save_calibrator(cal, save))
+    elif method is not None:
+        report["saved_calibrator"] = None
+        report["not_saved_because"] = ("--no-save" if no_save else
+                                       "auto chose no calibration (see recalibration.auto)")
     if plot is not None:
         report["plot"] = str(_plot(plot, preds, cal, opts, report))
     if json_out:
         typer.echo(json.dumps(report, indent=2, allow_nan=False))
         return
     console = Console(highlight=False, soft_wrap=True)
-    _print_report(report, console)
-    for key, what in (("saved_calibrator", "calibrator written to"), ("plot", "plot written to")):
-        if key in report:
-            console.print(f"{what} {report[key]}")
+    print_report(report, console)
+    if report.get("saved_calibrator"):
+        what = "" if signature is None or save is not None else \
+            f" for task {signature.describe()};\n  `logprobe classify` applies it to that task"
+        console.print(escape(f"calibrator written to {report['saved_calibrator']}{what}"))
+    elif method is not None:
+        console.print(f"no calibrator saved: {report['not_saved_because']}")
+    if "plot" in report:
+        console.print(f"plot written to {report['plot']}")
 
 
 def _plot(path: Path, preds: Any, cal: Any, opts: Any, report: dict[str, Any]) -> Path:
-    """Raw vs calibrated on the held-out split when recalibrating, else raw on all rows."""
+    """Raw vs calibrated on the evaluation rows when recalibrating, else raw on all rows."""
     from ..calibration import save_calibration_plot, split_indices
-    from ..calibration.report import calibrated_outputs
+    from ..calibration.compare import apply_calibrator
 
     title = f"{Path(str(preds.source)).name} ({preds.n} predictions)"
     rec = report.get("recalibration")
     if cal is not None and rec and rec.get("eval_n"):
-        _, eval_idx = split_indices(preds.n, rec["fit_split"], opts.seed)
-        held = preds.subset(eval_idx)
+        if opts.eval_preds is not None:
+            held = opts.eval_preds
+        else:
+            _, eval_idx = split_indices(preds.n, rec["fit_split"], opts.seed)
+            held = preds.subset(eval_idx)
+        after = apply_calibrator(cal, held)
         return save_calibration_plot(
-            path, held.confidence, held.correct, calibrated=calibrated_outputs(cal, held)[0],
+            path, held.confidence, held.correct, calibrated=after.confidence,
             calibrated_label=cal.method, n_bins=rec.get("n_bins", report["n_bins"]),
-            title=f"{title}: {held.n} held-out rows",
+            title=f"{title}: {held.n} evaluation rows",
         )
     return save_calibration_plot(path, preds.confidence, preds.correct,
                                  n_bins=report["n_bins"], title=title)

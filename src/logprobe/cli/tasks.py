@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from ..errors import CalibrationError, InvalidRequestError
+from ..errors import InvalidRequestError
 from ..tasks import (
     DEFAULT_CLASSIFY_TEMPLATE,
     ClassifyResult,
     choose,
     classify,
     classify_dataset,
+    classify_signature,
     parse_label_map,
     rerank,
     route,
@@ -32,36 +33,60 @@ from ._tasks_common import (
     stdout_console,
 )
 from .tasks_eval import eval_app
-from ._execution import (
-    ActorCpusOpt,
-    ActorsOpt,
-    ExecChoice,
-    RayAddressOpt,
-    RayOpt,
-    describe,
-    open_executor,
-    rate_progress,
-)
 
 MODEL_HELP = "GGUF path, 'gemma', or an http(s):// OpenAI-compatible URL ('URL#model'); " \
              "default: the embedded SmolLM2-135M-Instruct."
 
-if TYPE_CHECKING:
-    from ..execution import Executor
+
+def load_calibrator(signature: Any, forced: Path | None = None) -> Any | None:
+    """The calibrator for this task: the one at ``forced`` (``--calibrator``; an error when it
+    was fitted for another task), else the one saved under the task's signature (None when
+    there is none). A per-model calibrator of an older logprobe is reported, not applied."""
+    from ..calibration import (
+        calibrator_path,
+        check_same_task,
+        load_task_calibrator,
+        read_calibrator,
+    )
+
+    err = stderr_console()
+    if forced is not None:
+        cal = read_calibrator(forced)
+        check_same_task(cal.signature, signature, where=str(forced))
+        if cal.signature is None:
+            err.print(f"note: {forced} records no task; applied because --calibrator forces it",
+                      highlight=False)
+        err.print(f"applying calibrator {forced} ({cal.method})", highlight=False)
+        return cal
+    found = load_task_calibrator(signature)
+    if found is not None:
+        err.print(f"applying calibrator {found[1]} ({found[0].method}, fitted on "
+                  f"{found[0].n_fit} rows)", highlight=False)
+        return found[0]
+    legacy = calibrator_path(signature.model)
+    if legacy.is_file():
+        err.print(f"note: {legacy} is a per-model calibrator of an older logprobe and is not "
+                  "applied (it may belong to another task); refit it with `logprobe calibrate "
+                  "--method ...` or force it with --calibrator", highlight=False)
+    return None
 
 
-def load_calibrator(engine: Any) -> Any | None:
-    """The calibrator saved for this engine's model (``None`` when there is none); a broken
-    calibrator file is reported on stderr and the run goes on uncalibrated."""
-    try:
-        from ..calibration import load_calibrator as _load
-    except ImportError:  # the calibration extra is not installed
+def _task_calibrator(engine: Any, labels: list[str], kwargs: dict[str, Any], calibrated: bool,
+                     forced: Path | None, model: str | None) -> Any | None:
+    """The task signature of this classify call, and the calibrator that goes with it."""
+    if forced is not None and not calibrated:
+        raise InvalidRequestError("--calibrator and --uncalibrated contradict each other",
+                                  param="calibrator")
+    if not calibrated:
         return None
-    try:
-        return _load(str(getattr(engine, "model_name", "")))
-    except CalibrationError as e:
-        stderr_console().print(f"warning: calibrator not used: {e.message}")
-        return None
+    remote = model is not None and model.startswith(("http://", "https://"))
+    local = getattr(engine, "engine", engine)  # an executor holds its engine (or none: Ray)
+    can_score = None if hasattr(local, "score_continuations") else not remote
+    signature = classify_signature(local if hasattr(local, "model_name") else engine, labels,
+                                   can_score=can_score, **{k: kwargs[k] for k in (
+                                       "normalize", "template", "chat", "label_prefix",
+                                       "method", "first_token_bias")})
+    return load_calibrator(signature, forced)
 
 
 def _template(template: str | None, raw: bool) -> str | None:
@@ -111,13 +136,13 @@ def classify_cmd(
     workers: int = typer.Option(2, help="Rows in flight (the engine batches them)."),
     resume: bool = typer.Option(False, help="Keep rows already in --out; do the rest."),
     calibrated: bool = typer.Option(True, "--calibrated/--uncalibrated",
-                                    help="Apply the model's saved calibrator when one exists."),
+                                    help="Apply the calibrator saved for this task (same model, "
+                                    "labels, prompt, method, normalisation) when one exists."),
+    calibrator_file: Optional[Path] = typer.Option(
+        None, "--calibrator", help="Apply this calibrator file (an error if it was fitted for "
+        "another task)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for the embedded engine."),
     json_out: bool = typer.Option(False, "--json", help="JSON on stdout."),
-    ray: RayOpt = False,
-    ray_address: RayAddressOpt = None,
-    actors: ActorsOpt = None,
-    actor_cpus: ActorCpusOpt = 1.0,
 ) -> None:
     """Probability of each label (multi-token labels included), margin and decision."""
     label_list = split_list(labels, param="labels") or []
@@ -127,18 +152,16 @@ def classify_cmd(
                                   chat=chat, label_prefix=label_prefix,
                                   abstain_margin=abstain_margin, method=method,
                                   first_token_bias=first_token_bias)
-    if text is not None:
-        with engine_from(model, threads=threads) as engine:
-            calibrator = load_calibrator(engine) if calibrated else None
+    with engine_from(model, threads=threads) as engine:
+        calibrator = _task_calibrator(engine, label_list, kwargs, calibrated, calibrator_file,
+                                      model)
+        if text is not None:
             result = classify(engine, text, label_list, calibrator=calibrator, **kwargs)
-        print_json(result.to_dict()) if json_out else _print_classification(result)
-        return
-    assert dataset is not None
-    choice = ExecChoice(ray, ray_address, actors, actor_cpus)
-    with open_executor(choice, model, threads=threads, workers=workers) as executor:
-        calibrator = load_calibrator(executor) if calibrated else None
-        summary = _classify_file(executor, dataset, label_list, out, text_col, label_col,
-                                 label_map, fmt, limit, seed, resume, calibrator, kwargs)
+            print_json(result.to_dict()) if json_out else _print_classification(result)
+            return
+        assert dataset is not None
+        summary = _classify_file(engine, dataset, label_list, out, text_col, label_col, label_map,
+                                 fmt, limit, seed, workers, resume, calibrator, kwargs)
     if json_out:
         print_json(summary)
     else:
@@ -146,25 +169,24 @@ def classify_cmd(
 
 
 def _classify_file(
-    executor: Executor, dataset: Path, labels: list[str], out: Path | None, text_col: str,
+    engine: Any, dataset: Path, labels: list[str], out: Path | None, text_col: str,
     label_col: str | None, label_map: str | None, fmt: str | None, limit: int | None,
-    seed: int | None, resume: bool, calibrator: Any, kwargs: dict[str, Any],
+    seed: int | None, workers: int, resume: bool, calibrator: Any, kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     rows = list(text_rows(dataset, text_col=text_col, label_col=label_col,
                           label_map=parse_label_map(label_map), labels=labels, fmt=fmt))
     rows = subset(rows, limit, seed)
     target = out or dataset.with_suffix(".predictions.jsonl")
-    with rate_progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("classify", total=len(rows))
 
         def on_row(*_: Any) -> None:
             bar.advance(task)
 
-        summary = classify_dataset(None, rows, labels, target, resume=resume, on_row=on_row,
-                                   executor=executor, calibrator=calibrator, **kwargs)
+        summary = classify_dataset(engine, rows, labels, target, workers=workers, resume=resume,
+                                   on_row=on_row, calibrator=calibrator, **kwargs)
     d = summary.to_dict()
     d["calibrated"] = calibrator is not None
-    d["execution"] = describe(executor)
     return d
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from .batch import BatchSummary, classify_dataset
 from .choose import AllowedStep, ChooseResult, choose
-from .classify import ClassifyResult, classify, first_token_label_logprobs, supports_scoring
+from .classify import (
+    ClassifyResult,
+    RawDecision,
+    classify,
+    classify_signature,
+    first_token_label_logprobs,
+    supports_scoring,
+)
+from .contextual import content_free_probs, fit_contextual_for
 from .compare import CompareReport, Segment, align, compare_texts
 from .datasets import MCItem, TextRow, load_mc_items, parse_label_map, read_rows, subset, text_rows
 from .evaluate import (
@@ -53,6 +61,7 @@ __all__ = [
     "MCReport",
     "MCResult",
     "Perplexity",
+    "RawDecision",
     "RerankResult",
     "RouteDecision",
     "RouteReport",
@@ -66,8 +75,11 @@ __all__ = [
     "choose",
     "classify",
     "classify_dataset",
+    "classify_signature",
     "compare_texts",
+    "content_free_probs",
     "first_token_label_logprobs",
+    "fit_contextual_for",
     "load_mc_items",
     "loglikelihood",
     "make_constraint",

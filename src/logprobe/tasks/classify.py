@@ -9,6 +9,11 @@ label set when ``normalize="none"``.
 First-token method (remote chat endpoints that cannot score a given text): one generation step
 with ``top_logprobs``; a label gets the probability of the alternatives that begin it. This is an
 approximation and the result says so (``method="first_token"``, ``approximate=True``).
+
+Every result carries its :class:`~logprobe.calibration.TaskSignature` (model, ordered labels,
+prompt, method, normalisation). A calibrator fitted for another signature is refused; one that
+maps whole distributions (temperature, vector, matrix, contextual) gives the calibrated
+``probs``, ``label``, ``margin`` and ``decision``, and the raw ones stay in ``raw``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..calibration.signature import TaskSignature, check_same_task, prompt_spec
 from ..errors import InvalidRequestError, LogprobeError
 from ..types import Alternative
 from .prompting import DEFAULT_CLASSIFY_TEMPLATE, BuiltPrompt, TextOrMessages, build_prompt
@@ -39,8 +45,19 @@ Decision = Literal["accept", "abstain"]
 
 
 @dataclass(frozen=True, slots=True)
+class RawDecision:
+    """What the model said before a calibrator was applied."""
+
+    label: str
+    probs: dict[str, float]
+    margin: float
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
 class ClassifyResult:
-    """The distribution over labels and the decision taken from it."""
+    """The distribution over labels and the decision taken from it (calibrated when a calibrator
+    was applied; ``raw`` then holds the model's own)."""
 
     label: str
     probs: dict[str, float]
@@ -52,6 +69,9 @@ class ClassifyResult:
     label_mass: float | None = None
     calibrated_confidence: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    raw: RawDecision | None = None
+    signature: TaskSignature | None = None
+    calibrator: str | None = None
 
     @property
     def confidence(self) -> float:
@@ -59,6 +79,13 @@ class ClassifyResult:
         if self.calibrated_confidence is not None:
             return self.calibrated_confidence
         return self.probs[self.label]
+
+    @property
+    def raw_decision(self) -> RawDecision:
+        """The model's own label, distribution, margin and decision (before calibration)."""
+        if self.raw is not None:
+            return self.raw
+        return RawDecision(self.label, dict(self.probs), self.margin, self.decision)
 
     @property
     def approximate(self) -> bool:
@@ -69,14 +96,22 @@ class ClassifyResult:
         return self.decision == "abstain"
 
     def to_dict(self, *, with_tokens: bool = False) -> dict[str, Any]:
+        raw = self.raw_decision
         return {
             "label": self.label,
             "probs": dict(self.probs),
             "confidence": self.confidence,
-            "raw_confidence": self.probs[self.label],
-            "calibrated": self.calibrated_confidence is not None,
             "margin": self.margin,
             "decision": self.decision,
+            "raw_label": raw.label,
+            "raw_probs": dict(raw.probs),
+            "raw_confidence": raw.probs[raw.label],
+            "raw_margin": raw.margin,
+            "raw_decision": raw.decision,
+            "calibrated": self.calibrated_confidence is not None,
+            "calibrator": self.calibrator,
+            "model": None if self.signature is None else self.signature.model,
+            "signature": None if self.signature is None else self.signature.to_dict(),
             "normalize": self.normalize,
             "method": self.method,
             "approximate": self.approximate,
@@ -122,17 +157,61 @@ def classify(
         labels=", ".join(labels),
     )
     resolved = _resolve_method(engine, method, built)
+    spec = prompt_spec(template=template if isinstance(text_or_messages, str) else None,
+                       chat=chat or not isinstance(text_or_messages, str),
+                       label_prefix=label_prefix, first_token_bias=first_token_bias,
+                       input_kind="text" if isinstance(text_or_messages, str) else "messages")
+
+    def signature(how: str, norm_used: str) -> TaskSignature:
+        return TaskSignature(model=model_name(engine), labels=tuple(labels), prompt=spec,
+                             method=how, normalize=norm_used)
+
     notes: tuple[str, ...] = ()
     if resolved == "exact":
+        sig = signature("exact", norm)
+        check_same_task(getattr(calibrator, "signature", None), sig)
         try:
             options, mass = _exact(engine, built, labels, norm)
-            return _decide(options, norm, margin_floor, "exact", mass, (), calibrator)
+            return _decide(options, norm, margin_floor, "exact", mass, (), calibrator, sig)
         except InvalidRequestError as e:
             if method != "auto" or e.param != "echo":
                 raise
             notes = (f"exact scoring unavailable ({e.message})",)
+    sig = signature("first_token", "none")
+    check_same_task(getattr(calibrator, "signature", None), sig)
     options, fnotes = _first_token(engine, built, labels, first_token_bias)
-    return _decide(options, "none", margin_floor, "first_token", None, notes + fnotes, calibrator)
+    return _decide(options, "none", margin_floor, "first_token", None, notes + fnotes, calibrator,
+                   sig)
+
+
+def model_name(engine: Any) -> str:
+    """The engine's model name as recorded in task signatures (``"unknown"`` when it has none)."""
+    return str(getattr(engine, "model_name", "") or "unknown")
+
+
+def classify_signature(
+    engine: Any, labels: Sequence[str], *, normalize: str = "none",
+    template: str | None = DEFAULT_CLASSIFY_TEMPLATE, chat: bool = False,
+    label_prefix: str | None = None, method: Method = "auto",
+    first_token_bias: float | None = None, can_score: bool | None = None,
+) -> TaskSignature:
+    """The signature :func:`classify` will give a text input with these arguments (``auto``
+    resolved as it would be, before any fallback a remote server may force). ``engine`` may be
+    anything with a ``model_name``; ``can_score`` says whether it scores exactly when it is not
+    the engine itself (e.g. an executor running engines elsewhere)."""
+    labels = check_options(labels, param="labels", kind="label")
+    norm = check_normalization(normalize)
+    if method not in ("auto", "exact", "first_token"):
+        _resolve_method(engine, method, BuiltPrompt("x", " ", False))  # raises with the message
+    if can_score is None:
+        can_score = supports_scoring(engine) and (
+            not chat or callable(getattr(engine, "render_chat", None)))
+    exact = method == "exact" or (method == "auto" and can_score)
+    return TaskSignature(
+        model=model_name(engine), labels=tuple(labels),
+        prompt=prompt_spec(template=template, chat=chat, label_prefix=label_prefix,
+                           first_token_bias=first_token_bias),
+        method="exact" if exact else "first_token", normalize=norm if exact else "none")
 
 
 def _check_margin(value: float) -> float:
@@ -192,23 +271,30 @@ def _decide(
     mass: float | None,
     notes: tuple[str, ...],
     calibrator: Any | None,
+    signature: TaskSignature | None = None,
 ) -> ClassifyResult:
     probs = {o.text: o.prob for o in options}
     best = max(options, key=lambda o: o.prob)
     margin = top_two_margin(list(probs.values()))
-    calibrated = None if calibrator is None else _apply_calibrator(calibrator, best.prob)
+    raw = RawDecision(best.text, probs, margin, "abstain" if margin < margin_floor else "accept")
+    common: dict[str, Any] = dict(options=tuple(options), normalize=norm, method=method,
+                                  label_mass=mass, notes=notes, signature=signature)
+    if calibrator is None:
+        return ClassifyResult(label=raw.label, probs=probs, margin=margin,
+                              decision=raw.decision, **common)
+    if not callable(getattr(calibrator, "apply_probs", None)):  # a confidence-only map
+        calibrated = _apply_calibrator(calibrator, best.prob)
+        return ClassifyResult(label=raw.label, probs=probs, margin=margin, decision=raw.decision,
+                              calibrated_confidence=calibrated, raw=raw,
+                              calibrator=type(calibrator).__name__, **common)
+    new = {k: float(v) for k, v in calibrator.apply(probs).items()}
+    label = max(new, key=new.__getitem__) if calibrator.changes_decision else raw.label
+    others = [v for k, v in new.items() if k != label]
+    new_margin = new[label] - max(others)
     return ClassifyResult(
-        label=best.text,
-        probs=probs,
-        options=tuple(options),
-        normalize=norm,
-        margin=margin,
-        decision="abstain" if margin < margin_floor else "accept",
-        method=method,
-        label_mass=mass,
-        calibrated_confidence=calibrated,
-        notes=notes,
-    )
+        label=label, probs=new, margin=new_margin,
+        decision="abstain" if new_margin < margin_floor else "accept",
+        calibrated_confidence=new[label], raw=raw, calibrator=str(calibrator.method), **common)
 
 
 def _apply_calibrator(calibrator: Any, p: float) -> float:
@@ -332,4 +418,5 @@ def _begins(token: str, label: str, prefix: str) -> bool:
     return bool(stripped) and label.startswith(stripped)
 
 
-__all__ = ["ClassifyResult", "classify", "first_token_label_logprobs", "supports_scoring"]
+__all__ = ["ClassifyResult", "RawDecision", "classify", "classify_signature",
+           "first_token_label_logprobs", "model_name", "supports_scoring"]
