@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.table import Table
@@ -25,6 +25,7 @@ from ..tasks import (
 )
 from ._tasks_common import (
     engine_from,
+    local_engine,
     print_json,
     progress_bar,
     read_json_arg,
@@ -32,7 +33,21 @@ from ._tasks_common import (
     stderr_console,
     stdout_console,
 )
+from ._execution import (
+    ActorCpusOpt,
+    ActorsOpt,
+    ExecChoice,
+    RayAddressOpt,
+    RayOpt,
+    describe,
+    open_executor,
+    rate_progress,
+)
 from .tasks_eval import eval_app
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
+    from ..execution import Executor
 
 MODEL_HELP = "GGUF path, 'gemma', or an http(s):// OpenAI-compatible URL ('URL#model'); " \
              "default: the embedded SmolLM2-135M-Instruct."
@@ -143,6 +158,10 @@ def classify_cmd(
         "another task)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for the embedded engine."),
     json_out: bool = typer.Option(False, "--json", help="JSON on stdout."),
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    actor_cpus: ActorCpusOpt = 1.0,
 ) -> None:
     """Probability of each label (multi-token labels included), margin and decision."""
     label_list = split_list(labels, param="labels") or []
@@ -152,16 +171,20 @@ def classify_cmd(
                                   chat=chat, label_prefix=label_prefix,
                                   abstain_margin=abstain_margin, method=method,
                                   first_token_bias=first_token_bias)
-    with engine_from(model, threads=threads) as engine:
-        calibrator = _task_calibrator(engine, label_list, kwargs, calibrated, calibrator_file,
-                                      model)
-        if text is not None:
+    if text is not None:
+        with engine_from(model, threads=threads) as engine:
+            calibrator = _task_calibrator(engine, label_list, kwargs, calibrated,
+                                          calibrator_file, model)
             result = classify(engine, text, label_list, calibrator=calibrator, **kwargs)
-            print_json(result.to_dict()) if json_out else _print_classification(result)
-            return
-        assert dataset is not None
-        summary = _classify_file(engine, dataset, label_list, out, text_col, label_col, label_map,
-                                 fmt, limit, seed, workers, resume, calibrator, kwargs)
+        print_json(result.to_dict()) if json_out else _print_classification(result)
+        return
+    assert dataset is not None
+    choice = ExecChoice(ray, ray_address, actors, actor_cpus)
+    with open_executor(choice, model, threads=threads, workers=workers) as executor:
+        calibrator = _task_calibrator(executor, label_list, kwargs, calibrated, calibrator_file,
+                                      model)
+        summary = _classify_file(executor, dataset, label_list, out, text_col, label_col,
+                                 label_map, fmt, limit, seed, resume, calibrator, kwargs)
     if json_out:
         print_json(summary)
     else:
@@ -169,24 +192,25 @@ def classify_cmd(
 
 
 def _classify_file(
-    engine: Any, dataset: Path, labels: list[str], out: Path | None, text_col: str,
+    executor: Executor, dataset: Path, labels: list[str], out: Path | None, text_col: str,
     label_col: str | None, label_map: str | None, fmt: str | None, limit: int | None,
-    seed: int | None, workers: int, resume: bool, calibrator: Any, kwargs: dict[str, Any],
+    seed: int | None, resume: bool, calibrator: Any, kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     rows = list(text_rows(dataset, text_col=text_col, label_col=label_col,
                           label_map=parse_label_map(label_map), labels=labels, fmt=fmt))
     rows = subset(rows, limit, seed)
     target = out or dataset.with_suffix(".predictions.jsonl")
-    with progress_bar() as bar:
+    with rate_progress() as bar:
         task = bar.add_task("classify", total=len(rows))
 
         def on_row(*_: Any) -> None:
             bar.advance(task)
 
-        summary = classify_dataset(engine, rows, labels, target, workers=workers, resume=resume,
-                                   on_row=on_row, calibrator=calibrator, **kwargs)
+        summary = classify_dataset(None, rows, labels, target, resume=resume, on_row=on_row,
+                                   executor=executor, calibrator=calibrator, **kwargs)
     d = summary.to_dict()
     d["calibrated"] = calibrator is not None
+    d["execution"] = describe(executor)
     return d
 
 
@@ -222,7 +246,7 @@ def choose_cmd(
     """Constrained generation plus the distribution over the allowed choices."""
     schema = None if json_schema is None else read_json_arg(json_schema, param="json_schema")
     with engine_from(model, threads=threads) as engine:
-        result = choose(engine, prompt, choices=split_list(choices, param="choices"),
+        result = choose(local_engine(engine, "choose"), prompt, choices=split_list(choices, param="choices"),
                         regex=regex, json_schema=schema, lark=lark, chat=chat,
                         option_prefix=prefix, normalize=normalize, max_tokens=max_tokens,
                         temperature=temperature, seed=seed)

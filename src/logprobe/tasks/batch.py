@@ -3,16 +3,16 @@ skipped and reported, an interrupted run resumable without redoing finished rows
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidRequestError
 from .classify import ClassifyResult, classify
 from .datasets import TextRow
-from .runner import ordered_map
+
+if TYPE_CHECKING:
+    from ..execution import Executor, RowPlan
 
 
 @dataclass
@@ -81,25 +81,35 @@ def prediction_record(row: TextRow, result: ClassifyResult) -> dict[str, Any]:
 
 def done_indices(path: Path) -> set[int]:
     """Row indices already in a predictions file (for ``resume``); unreadable lines ignored."""
-    done: set[int] = set()
-    if not path.is_file():
-        return done
-    with path.open("r", encoding="utf-8") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash is redone
-            if isinstance(rec, dict) and isinstance(rec.get("index"), int):
-                done.add(rec["index"])
-    return done
+    from ..execution import read_records  # the execution layer imports tasks: import late
+
+    return {r["index"] for r in read_records(Path(path)) if isinstance(r.get("index"), int)}
 
 
-def _truncate_partial_line(path: Path) -> None:
-    """Drop a trailing line without a newline (a write cut short) before appending."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
+@dataclass(frozen=True, slots=True)
+class ClassifyRow:
+    """The row function of ``classify --dataset`` (picklable, for any executor)."""
+
+    labels: tuple[str, ...]
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, engine: Any, row: TextRow) -> ClassifyResult:
+        assert row.text is not None
+        return classify(engine, row.text, self.labels, **dict(self.options))
+
+
+def _row_problem(row: TextRow) -> str | None:
+    if row.error is not None or row.text is None:
+        return row.error or "no text"
+    return None
+
+
+def text_row_plan() -> RowPlan[TextRow, ClassifyResult]:
+    """How ``classify --dataset`` keys, checks and records its rows."""
+    from ..execution import RowPlan
+
+    return RowPlan(key=lambda row: row.index, line=lambda row: row.line,
+                   problem=_row_problem, record=prediction_record)
 
 
 def classify_dataset(
@@ -111,73 +121,45 @@ def classify_dataset(
     workers: int = 2,
     resume: bool = False,
     on_row: Callable[[TextRow, dict[str, Any] | None, str | None], None] | None = None,
+    executor: Executor | None = None,
     **classify_kwargs: Any,
 ) -> BatchSummary:
     """Classify every row into ``out_path`` (JSONL), one flushed line per finished row.
 
     Rows that cannot be read or classified are skipped and listed in the summary; ``resume``
-    keeps the lines already in ``out_path`` and does only the rows missing from it.
-    ``on_row(row, record, error)`` is called after each row (progress bars).
+    keeps the lines already in ``out_path`` and does only the rows missing from it; the
+    figures (labelled, correct, abstained) count the kept lines of these rows too.
+    ``on_row(row, record, error)`` is called after each row (progress bars). ``executor``
+    runs the rows (default: this process, ``workers`` in flight on ``engine``; a
+    :class:`~logprobe.execution.RayExecutor` brings its own engines and ignores ``engine``).
     """
-    out = Path(out_path)
-    if out.is_dir():
-        raise InvalidRequestError(f"Invalid 'out': {str(out)!r} is a directory.", param="out")
-    done = done_indices(out) if resume else set()
-    if resume and out.is_file():
-        _truncate_partial_line(out)
-    summary = BatchSummary(str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    todo = _pending(rows, done, summary, on_row)
+    from ..execution import JsonlSink, LocalExecutor, run_dataset
 
-    def work(row: TextRow) -> ClassifyResult:
-        assert row.text is not None
-        return classify(engine, row.text, labels, **classify_kwargs)
+    fn = ClassifyRow(tuple(labels), tuple(sorted(classify_kwargs.items())))
+    runner = executor if executor is not None else LocalExecutor(engine, workers=workers)
+    seen: set[int] = set()
 
-    with out.open("a" if resume else "w", encoding="utf-8") as f:
-        for outcome in ordered_map(work, todo, workers=workers):
-            row = outcome.item
-            if outcome.result is None:
-                summary.skipped.append({"line": row.line, "error": outcome.error})
-                if on_row:
-                    on_row(row, None, outcome.error)
-                continue
-            rec = prediction_record(row, outcome.result)
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            f.flush()
-            _count(summary, rec)
-            if on_row:
-                on_row(row, rec, None)
+    def track(row: TextRow, rec: dict[str, Any] | None, err: str | None) -> None:
+        seen.add(row.index)
+        if on_row:
+            on_row(row, rec, err)
+
+    with JsonlSink(out_path, key="index", resume=resume) as sink:
+        run = run_dataset(runner, fn, rows, sink, text_row_plan(), on_row=track)
+        summary = BatchSummary(str(sink.path), n_rows=run.rows, n_written=run.written,
+                               n_resumed=run.resumed, skipped=run.skipped)
+        for rec in sink.records():
+            if rec.get("index") in seen:
+                _count(summary, rec)
     return summary
 
 
-def _pending(
-    rows: Iterable[TextRow],
-    done: set[int],
-    summary: BatchSummary,
-    on_row: Callable[[TextRow, dict[str, Any] | None, str | None], None] | None,
-) -> Iterator[TextRow]:
-    for row in rows:
-        summary.n_rows += 1
-        if row.index in done:
-            summary.n_resumed += 1
-            if on_row:
-                on_row(row, None, None)
-            continue
-        if row.error is not None or row.text is None:
-            summary.skipped.append({"line": row.line, "error": row.error or "no text"})
-            if on_row:
-                on_row(row, None, row.error)
-            continue
-        yield row
-
-
 def _count(summary: BatchSummary, rec: dict[str, Any]) -> None:
-    summary.n_written += 1
-    if rec["gold"] is not None:
+    if rec.get("gold") is not None:
         summary.n_labelled += 1
-        summary.n_correct += int(bool(rec["correct"]))
-    if rec["decision"] == "abstain":
+        summary.n_correct += int(bool(rec.get("correct")))
+    if rec.get("decision") == "abstain":
         summary.n_abstained += 1
 
 
-__all__ = ["BatchSummary", "classify_dataset", "done_indices", "prediction_record"]
+__all__ = ["BatchSummary", "ClassifyRow", "classify_dataset", "done_indices", "prediction_record"]
