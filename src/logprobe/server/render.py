@@ -1,16 +1,31 @@
-"""Render core :class:`~logprobe.types.TokenLogprob` values into each OpenAI logprobs shape.
+"""Render core :class:`~logprobe.types.TokenLogprob` values into each OpenAI logprobs shape,
+and responses into JSON bodies and server-sent-event frames.
 
 Every number goes through :func:`finite_logprob`, so no ``-inf``/NaN ever reaches JSON (values
-below :data:`~logprobe.types.LOGPROB_FLOOR` become ``-9999.0``, as OpenAI documents).
+below :data:`~logprobe.types.LOGPROB_FLOOR` become ``-9999.0``, as OpenAI documents), and
+:func:`dumps` refuses any that slip through. :class:`FrameWriter` builds the frames of every
+streaming endpoint: chunk objects (chat, completions) and typed events (responses).
 """
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable, Sequence
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+
+from ..errors import LogprobeError
 from ..types import LOGPROB_FLOOR, Alternative, TokenLogprob, clamp_logprob
+from .errors import error_body
+from .streaming import sse_frame
+
+logger = logging.getLogger("logprobe.server")
 
 
 def finite_logprob(value: float | None) -> float:
@@ -96,7 +111,8 @@ def legacy_logprobs(
     logprob (the first prompt token under ``echo``) gets ``null`` in both logprob lists. ``top``
     trims each ``top_logprobs`` dict to that many alternatives (plus the sampled token).
     """
-    out: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    out: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [],
+                           "text_offset": []}
     for tok in tokens:
         if top is not None and len(tok.top_logprobs) > top:
             tok = TokenLogprob(tok.token, tok.bytes, tok.logprob, tok.id, tok.rank,
@@ -133,14 +149,95 @@ def vllm_prompt_logprobs(tokens: Sequence[TokenLogprob], k: int) -> list[dict[st
     return out
 
 
+# ---------------------------------------------------------------- bodies and stream frames
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON; ``allow_nan=False`` makes any stray NaN/inf a loud bug, never bad JSON."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def json_response(obj: Any, background: BackgroundTask | None = None) -> Response:
+    return Response(dumps(obj), media_type="application/json", background=background)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class PromptEcho:
+    """An item of an ``echo`` stream: the prompt's own tokens with their logprobs."""
+
+    tokens: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True)
+class PromptCount:
+    """An item of a stream asked for usage: how many tokens the prompt has."""
+
+    n: int
+
+
+class FrameWriter:
+    """The SSE frames of one streamed response.
+
+    Chat and legacy completions send chunk objects, ``head`` (id, object, created, model) plus
+    ``choices`` (and ``usage`` when the client asked for it, ``null`` until the last chunk); the
+    Responses API sends typed events numbered by ``sequence_number``.
+    """
+
+    def __init__(self, head: Mapping[str, Any] | None = None, *, include_usage: bool = False
+                 ) -> None:
+        self.head = dict(head or {})
+        self.include_usage = include_usage
+        self.sequence = 0
+
+    def chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
+        body = {**self.head, "choices": choices}
+        if self.include_usage:
+            body["usage"] = usage
+        return sse_frame(dumps(body))
+
+    def event(self, kind: str, **fields: Any) -> str:
+        frame = sse_frame(dumps({"type": kind, "sequence_number": self.sequence, **fields}),
+                          event=kind)
+        self.sequence += 1
+        return frame
+
+    @staticmethod
+    def done() -> str:
+        return sse_frame("[DONE]")
+
+
+async def guard_stream(frames: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Turn an error raised mid-stream into a final OpenAI-shaped error event."""
+    try:
+        async for frame in frames:
+            yield frame
+    except LogprobeError as exc:
+        yield sse_frame(dumps(error_body(exc.message, exc.error_type, exc.param, exc.code)))
+    except Exception as exc:  # a bug: say so in the stream instead of cutting it silently
+        logger.exception("stream failed")
+        yield sse_frame(dumps(error_body(f"The server had an error while streaming "
+                                         f"({type(exc).__name__}).", "server_error")))
+
+
 __all__ = [
+    "FrameWriter",
+    "PromptCount",
+    "PromptEcho",
     "TextOffsets",
     "byte_list",
     "chat_alternative",
     "chat_entry",
     "chat_logprobs",
+    "dumps",
     "finite_logprob",
+    "guard_stream",
+    "json_response",
     "legacy_logprobs",
     "legacy_token",
+    "new_id",
     "vllm_prompt_logprobs",
 ]

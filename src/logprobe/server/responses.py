@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
@@ -22,9 +22,11 @@ from ..types import Completion, TokenLogprob
 from . import convert
 from .protocol import ResponsesRequest
 from .recording import StreamCollector
-from .render import chat_entry
-from .serving import PromptCount, Serving, dumps, json_response, new_id
-from .streaming import PeekableStream, SSEResponse, close_iterator, sse_frame
+from .render import FrameWriter, PromptCount, chat_entry, json_response, new_id
+from .streaming import PeekableStream, SSEResponse, close_iterator
+
+if TYPE_CHECKING:
+    from .serving import Serving
 
 NAMES = {"prompt": "input", "max_tokens": "max_output_tokens"}
 
@@ -126,14 +128,7 @@ async def _stream(serving: Serving, builder: ResponseBuilder, messages: list[dic
 
 async def _events(serving: Serving, b: ResponseBuilder, stream: PeekableStream,
                   messages: list[dict[str, str]], started: float) -> AsyncIterator[str]:
-    seq = 0
-
-    def event(kind: str, **fields: Any) -> str:
-        nonlocal seq
-        frame = sse_frame(dumps({"type": kind, "sequence_number": seq, **fields}), event=kind)
-        seq += 1
-        return frame
-
+    event = FrameWriter().event
     where = {"item_id": b.item_id, "output_index": 0, "content_index": 0}
     yield event("response.created", response=b.body("in_progress", [], None))
     yield event("response.in_progress", response=b.body("in_progress", [], None))
