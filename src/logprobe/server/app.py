@@ -13,7 +13,7 @@ body size and time limits, the send timeout (:mod:`.limits`), draining on SIGTER
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
@@ -40,6 +40,9 @@ from .protocol import (
 from .recording import Recorder, StoreLike
 from .responses import create_response
 from .serving import Serving, json_response
+
+if TYPE_CHECKING:
+    from ..engines.base import LocalEngine
 
 logger = logging.getLogger("logprobe.server")
 
@@ -91,16 +94,14 @@ async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
     return json_response(tokens.detokenize(_serving(request), body))
 
 
-def _mount_web(app: FastAPI, store: StoreLike | None, engine: Any, auth: KeyAuth) -> bool:
+def _mount_web(app: FastAPI, store: StoreLike | None, engine: LocalEngine, auth: KeyAuth
+               ) -> bool:
     """Mount the viewer (:func:`logprobe.web.mount_ui`) under ``/ui`` when there is a store to
     show; returns whether it did."""
     if store is None:
         return False
-    try:
-        from ..web import mount_ui
-    except ImportError:  # pragma: no cover - the viewer ships with logprobe
-        logger.warning("the web viewer is not available; /ui is not mounted")
-        return False
+    from ..web import mount_ui  # imported here: the viewer's routes load only with a store
+
     serving: Serving = app.state.serving
     mount_ui(app, store, engine, auth=auth, admission=serving.admission,  # type: ignore[arg-type]
              stats=serving.stats)
@@ -108,7 +109,7 @@ def _mount_web(app: FastAPI, store: StoreLike | None, engine: Any, auth: KeyAuth
 
 
 def create_app(
-    engine: Any,
+    engine: LocalEngine,
     *,
     api_key: str | None = None,
     max_logprobs: int = 20,
@@ -128,7 +129,7 @@ def create_app(
     bodies slower than ``body_timeout_s`` a 408, and a client that stops reading for
     ``send_timeout_s`` loses its response (:mod:`.limits`).
     """
-    engine_cap = int(getattr(engine, "max_logprobs", max_logprobs))
+    engine_cap = engine.max_logprobs
     if max_logprobs > engine_cap:
         logger.warning("max_logprobs %d exceeds the engine's cap %d; using %d",
                        max_logprobs, engine_cap, engine_cap)

@@ -255,7 +255,7 @@ def _generate(
         max_tokens=max_tokens, temperature=temperature, top_logprobs=min(top_logprobs, max_lp),
         seed=seed, max_logprobs=max_lp, logprob_mode="processed",
     )
-    return engine.complete(prompt, params, constraint=constraint)  # type: ignore[no-any-return]
+    return engine.complete(prompt, params, constraint=constraint)
 
 
 def _allowed_steps(tokens: Sequence[TokenLogprob], masks: Sequence[StepMask]) -> tuple[AllowedStep, ...]:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from .._json import json_safe
 from ..errors import InvalidRequestError
 from ..server.auth import KeyAuth
 from ..server.streaming import Admission, ServerStats
@@ -16,7 +17,7 @@ from ..store import Store, align_tokens
 from ..store.store import check_run_name
 from .login import require_csrf
 from .playground import MAX_PLAYGROUND_TOKENS, EngineHolder, PlaygroundRequest, playground_response
-from .views import AnalysisCache, calibration_payload, json_safe, response_payload, tokens_payload
+from .views import AnalysisCache, calibration_payload, response_payload, tokens_payload
 
 MAX_PAGE = 5000
 MAX_ALIGN_TOKENS = 20_000

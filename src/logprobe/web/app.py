@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
@@ -25,6 +25,9 @@ from ..store import Store
 from .api import add_api_routes
 from .login import add_login_routes
 from .playground import EngineFactory, EngineHolder
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -75,7 +78,7 @@ class UIRoute(APIRoute):
         return wrapped
 
 
-def create_ui_router(store: Store, engine: Any = None, *,
+def create_ui_router(store: Store, engine: Engine | None = None, *,
                      engine_factory: EngineFactory | None = None, auth: KeyAuth | None = None,
                      admission: Admission | None = None, stats: ServerStats | None = None,
                      max_queue: int = DEFAULT_PLAYGROUND_QUEUE) -> APIRouter:
@@ -124,7 +127,7 @@ def _not_found(message: str) -> LogprobeError:
     return PageNotFoundError(message, code="not_found")
 
 
-def mount_ui(app: FastAPI, store: Store, engine: Any = None, *, prefix: str = "/ui",
+def mount_ui(app: FastAPI, store: Store, engine: Engine | None = None, *, prefix: str = "/ui",
              engine_factory: EngineFactory | None = None, auth: KeyAuth | None = None,
              admission: Admission | None = None, stats: ServerStats | None = None) -> None:
     """Serve the viewer under ``prefix`` of ``app`` (e.g. ``logprobe serve``'s app). The app
@@ -136,7 +139,7 @@ def mount_ui(app: FastAPI, store: Store, engine: Any = None, *, prefix: str = "/
                                         admission=admission, stats=stats), prefix=prefix)
 
 
-def create_ui_app(store: Store, engine: Any = None, *,
+def create_ui_app(store: Store, engine: Engine | None = None, *,
                   engine_factory: EngineFactory | None = None, api_key: str | None = None,
                   max_queue: int = DEFAULT_PLAYGROUND_QUEUE,
                   max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,11 +31,15 @@ from ..server.streaming import (
     sse_frame,
 )
 from ..types import Choice, Completion, TokenLogprob, tokens_text
-from .views import json_safe, token_page
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
+from .._json import json_safe
+from .views import token_page
 
 MAX_PLAYGROUND_TOKENS = 1024
 MAX_PROMPT_CHARS = 100_000
-EngineFactory = Callable[[], Any]
+EngineFactory = Callable[[], "Engine"]
 
 
 class PlaygroundRequest(BaseModel):
@@ -54,7 +58,7 @@ class PlaygroundRequest(BaseModel):
 def lazy_engine(model: str | None = None) -> EngineFactory:
     """A factory that loads the embedded engine (``model`` = GGUF path, default SmolLM2)."""
 
-    def make() -> Any:
+    def make() -> Engine:
         from ..engines.llamacpp import LlamaEngine
 
         return LlamaEngine(model_path=model) if model else LlamaEngine()
@@ -65,7 +69,7 @@ def lazy_engine(model: str | None = None) -> EngineFactory:
 class EngineHolder:
     """The playground's engine: given, or built once on first use by a factory."""
 
-    def __init__(self, engine: Any = None, factory: EngineFactory | None = None):
+    def __init__(self, engine: Engine | None = None, factory: EngineFactory | None = None):
         self._engine = engine
         self._factory = factory
         self._lock = threading.Lock()
@@ -76,9 +80,9 @@ class EngineHolder:
 
     @property
     def model_name(self) -> str | None:
-        return None if self._engine is None else str(getattr(self._engine, "model_name", ""))
+        return None if self._engine is None else self._engine.model_name
 
-    def get(self) -> Any:
+    def get(self) -> Engine:
         with self._lock:
             if self._engine is None:
                 if self._factory is None:

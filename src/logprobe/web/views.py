@@ -1,5 +1,5 @@
 """What the viewer's JSON API returns, built from the store, :mod:`logprobe.analysis` and
-:mod:`logprobe.calibration` (each imported where used, with a plain fallback if missing).
+:mod:`logprobe.calibration` (an optional extra: imported where used).
 
 Large responses: the full analysis (gate decision, low-confidence and critical spans) is
 computed for responses up to :data:`FULL_ANALYSIS_MAX_TOKENS` tokens and cached; above that
@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from .._json import json_safe
+from ..analysis import gate, token_view
 from ..errors import CalibrationError, LogprobeError
 from ..store import Store
 from ..store.models import RunNotFoundError
@@ -25,19 +27,8 @@ PREDICTIONS_ARTIFACT = "predictions.jsonl"
 CONFIDENCE_KINDS = ("mean", "sequence", "min")
 
 
-def json_safe(value: Any) -> Any:
-    """NaN/inf -> None, recursively (the API never emits non-JSON numbers)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def _plain_view(tokens: Sequence[TokenLogprob], offset: int) -> list[dict[str, Any]]:
-    """Fallback per-token view when :mod:`logprobe.analysis` is unavailable."""
+    """Per-token view of tokens the analysis cannot read (shown plainly, not hidden)."""
     out = []
     for i, t in enumerate(tokens):
         out.append({
@@ -55,13 +46,9 @@ def _plain_view(tokens: Sequence[TokenLogprob], offset: int) -> list[dict[str, A
 def token_page(tokens: Sequence[TokenLogprob], offset: int) -> list[dict[str, Any]]:
     """Per-token view (text, prob, colour bucket, alternatives...) with absolute indexes."""
     try:
-        from ..analysis import token_view
-    except ImportError:
-        return json_safe(_plain_view(tokens, offset))  # type: ignore[no-any-return]
-    try:
         view = token_view(list(tokens))
     except LogprobeError:  # tokens analysis cannot read: still show them, plainly
-        return json_safe(_plain_view(tokens, offset))  # type: ignore[no-any-return]
+        return json_safe(_plain_view(tokens, offset))
     for item in view:
         item["index"] = offset + item["index"]
     return view
@@ -92,10 +79,6 @@ class AnalysisCache:
         if n_tokens > FULL_ANALYSIS_MAX_TOKENS:
             return {"analysis": None, "note": f"{n_tokens} tokens: spans and the review "
                     f"decision are computed per page above {FULL_ANALYSIS_MAX_TOKENS} tokens"}
-        try:
-            from ..analysis import gate
-        except ImportError:
-            return {"analysis": None, "note": "logprobe.analysis is not available"}
         try:
             decision = gate(store.tokens(response_id))
         except LogprobeError as e:
