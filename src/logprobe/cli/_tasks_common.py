@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from ..errors import InvalidRequestError, ModelNotFoundError
-from ..tasks.models import gemma_model_path
+from ..engines.gemma_gguf import gemma_model_path
 
 if TYPE_CHECKING:
     from ..engines.base import Engine, LocalEngine
@@ -37,9 +37,14 @@ def split_list(value: str | None, *, param: str, sep: str = ",") -> list[str] | 
     if value.startswith("@"):
         path = Path(value[1:])
         if not path.is_file():
-            raise InvalidRequestError(f"Invalid '{param}': no such file {value[1:]!r}.", param=param)
-        return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
+            raise InvalidRequestError(
+                f"Invalid '{param}': no such file {value[1:]!r}.", param=param
+            )
+        return [
+            line.rstrip("\n")
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     return [item.strip() for item in value.split(sep)]
 
 
@@ -78,7 +83,9 @@ def local_engine(engine: Engine, task: str) -> LocalEngine:
     if isinstance(engine, RemoteEngine):
         raise InvalidRequestError(
             f"{task} needs the model's own tokens and context size, which a remote server does "
-            "not expose; use the embedded engine (a .gguf --model)", param="model")
+            "not expose; use the embedded engine (a .gguf --model)",
+            param="model",
+        )
     return cast("LocalEngine", engine)
 
 
@@ -139,12 +146,16 @@ def read_json_arg(value: str, *, param: str) -> Any:
     path = Path(value[1:]) if value.startswith("@") else Path(value)
     if value.startswith("@") or (len(value) < 4096 and path.suffix == ".json" and path.is_file()):
         if not path.is_file():
-            raise InvalidRequestError(f"Invalid '{param}': no such file {str(path)!r}.", param=param)
+            raise InvalidRequestError(
+                f"Invalid '{param}': no such file {str(path)!r}.", param=param
+            )
         text = path.read_text(encoding="utf-8")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise InvalidRequestError(f"Invalid '{param}': not valid JSON ({e.msg}).", param=param) from None
+        raise InvalidRequestError(
+            f"Invalid '{param}': not valid JSON ({e.msg}).", param=param
+        ) from None
 
 
 __all__ = [

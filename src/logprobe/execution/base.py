@@ -84,7 +84,7 @@ class EngineSpec:
             return LlamaEngine(n_threads=self.threads)
         path = self.model
         if path in GEMMA_ALIASES:
-            from ..tasks.models import gemma_model_path
+            from ..engines.gemma_gguf import gemma_model_path
 
             path = gemma_model_path()
         if not Path(path).is_file():
