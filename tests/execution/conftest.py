@@ -62,5 +62,7 @@ def two_node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             ray.shutdown()
         cluster.stop()
         mp.undo()
+        left = cluster.leftover_pids()
         for d in cluster.dirs:
             shutil.rmtree(d, ignore_errors=True)
+        assert not left, f"processes of the test cluster still running: {left}"

@@ -168,3 +168,44 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """``(ppid, pgid)`` of a process, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), int(fields[2])
+
+
+def actor_pids(cluster: TwoNodeCluster, node: int, name: str = "RowActor") -> list[int]:
+    """Pids of the ``ray::<name>`` actor processes that node ``node`` of ``cluster`` runs."""
+    group = cluster.procs[node].pid
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if not cmd.startswith(f"ray::{name}"):
+            continue
+        pid = int(proc.name)
+        while pid > 1:
+            st = _stat(pid)
+            if st is None:
+                break
+            if st[1] == group:
+                found.append(int(proc.name))
+                break
+            pid = st[0]
+    return found
+
+
+def logprobe_cli(*args: str, env: dict[str, str] | None = None,
+                 timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).with_name("logprobe"))
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)

@@ -20,8 +20,8 @@ from rich.table import Table
 
 from ..analysis import Policy, gate, get_policy, load_policy
 from ..errors import InvalidRequestError, LogprobeError
-from ..normalize import normalize
 from ..execution import Executor, JsonlSink, LocalExecutor
+from ..normalize import normalize
 from ..types import Completion
 from ._execution import (
     ActorCpusOpt,
@@ -142,11 +142,15 @@ def resolve_cli_policy(name: str | None, config: Path | None) -> Policy:
 
 
 def gate_command(
-    file: Annotated[Path, typer.Argument(help="JSONL: one Completion dict or provider response per line.")],
-    policy: Annotated[str | None, typer.Option("--policy", help="Built-in policy: default, strict, lenient, quantile.")] = None,
+    file: Annotated[Path, typer.Argument(
+        help="JSONL: one Completion dict or provider response per line.")],
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="Built-in policy: default, strict, lenient, quantile.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Policy TOML file.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write decisions here (JSONL); default stdout.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Keep the decisions already in --out; gate the rest.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write decisions here (JSONL); default stdout.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Keep the decisions already in --out; gate the rest.")] = False,
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
     actors: ActorsOpt = None,
@@ -172,7 +176,8 @@ def gate_command(
     if len(run.skipped) > MAX_LISTED_ERRORS:
         report_to.print(f"... and {len(run.skipped) - MAX_LISTED_ERRORS} more skipped lines")
     if run.n_done == 0:
-        raise InvalidRequestError(f"no usable response in {file} ({len(run.skipped)} bad lines)", param="file")
+        raise InvalidRequestError(f"no usable response in {file} ({len(run.skipped)} bad lines)",
+                                  param="file")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,14 +22,16 @@ from ..tasks.runner import Outcome
 
 T = TypeVar("T")
 R = TypeVar("R")
+T_in = TypeVar("T_in", contravariant=True)
+R_out = TypeVar("R_out", covariant=True)
 
 GEMMA_ALIASES = ("gemma", "gemma3-270m")
 
 
-class RowFn(Protocol[T, R]):
+class RowFn(Protocol[T_in, R_out]):
     """A picklable, stateless function of one row: ``fn(engine, item) -> result``."""
 
-    def __call__(self, engine: Any, item: T) -> R: ...
+    def __call__(self, engine: Any, item: T_in) -> R_out: ...
 
 
 class Executor(Protocol):

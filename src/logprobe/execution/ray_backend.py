@@ -70,7 +70,8 @@ class RayOptions:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidRequestError(f"Invalid '{name}': expected an integer >= 1, got "
                                           f"{value!r}.", param=name)
-        if self.actors is not None and (isinstance(self.actors, bool) or not 1 <= self.actors <= 1024):
+        n = self.actors
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024):
             raise InvalidRequestError(f"Invalid 'actors': expected 1..1024, got {self.actors!r}.",
                                       param="actors")
         if not self.actor_cpus > 0:
@@ -176,6 +177,7 @@ class RayExecutor:
     def _connect(self) -> bool:
         """Join or start Ray; True when this executor must shut it down again."""
         ray = self._ray
+        _raylet_errors_to_stderr(ray)
         if ray.is_initialized():
             return False
         address = self.options.address or os.environ.get("RAY_ADDRESS") or "local"
@@ -326,6 +328,21 @@ class RayExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _raylet_errors_to_stderr(ray: Any) -> None:
+    """Ray prints cluster errors ("a worker died ...") on the driver's stdout, where they would
+    corrupt ``--json`` output; send them to stderr instead (a no-op if Ray changes its hook)."""
+    module = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(module, "print_to_stdstream", None)
+    if module is None or original is None or getattr(original, "logprobe_patched", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.logprobe_patched = True  # type: ignore[attr-defined]
+    module.print_to_stdstream = to_stderr
 
 
 def _where(items: list[Any]) -> str:
