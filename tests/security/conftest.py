@@ -3,12 +3,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .sec_support import CHROMIUM, CHROMIUM_ARGS
+
+# the store tests' real PostgreSQL server (initdb + pg_ctl on loopback), reused as a fixture
+_STORE_CONFTEST = Path(__file__).resolve().parents[1] / "store" / "conftest.py"
+_spec = importlib.util.spec_from_file_location("tests_store_conftest", _STORE_CONFTEST)
+assert _spec is not None and _spec.loader is not None
+_store_conftest = importlib.util.module_from_spec(_spec)
+sys.modules["tests_store_conftest"] = _store_conftest
+_spec.loader.exec_module(_store_conftest)
+postgres_server = _store_conftest.postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,17 @@ DEFAULT_MAX_QUEUE = 64
 router = APIRouter()
 
 
+async def _recorded_first(response: Response) -> Response:
+    """Run a response's recording task before the reply goes out instead of after, so every
+    reply a client received is in the store even if the process is killed right after it
+    (streams record before their last chunk). The recorder never raises."""
+    task = response.background
+    if task is not None:
+        response.background = None
+        await task()
+    return response
+
+
 def _serving(request: Request) -> Serving:
     serving: Serving = request.app.state.serving
     return serving
@@ -70,18 +81,18 @@ async def models(request: Request) -> Response:
 @router.post("/v1/chat/completions", responses=openapi_doc.generation("chat.completion"))
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     check_request(body)
-    return await _serving(request).chat(body)
+    return await _recorded_first(await _serving(request).chat(body))
 
 
 @router.post("/v1/completions", responses=openapi_doc.generation("text_completion"))
 async def completions(body: CompletionRequest, request: Request) -> Response:
     check_request(body)
-    return await _serving(request).completions(body)
+    return await _recorded_first(await _serving(request).completions(body))
 
 
 @router.post("/v1/responses", responses=openapi_doc.generation("response"))
 async def responses(body: ResponsesRequest, request: Request) -> Response:
-    return await create_response(_serving(request), body)
+    return await _recorded_first(await create_response(_serving(request), body))
 
 
 @router.post("/tokenize", responses=openapi_doc.plain("TokenizeResult"))
@@ -94,8 +105,7 @@ async def detokenize(body: DetokenizeRequest, request: Request) -> Response:
     return json_response(tokens.detokenize(_serving(request), body))
 
 
-def _mount_web(app: FastAPI, store: StoreLike | None, engine: LocalEngine, auth: KeyAuth
-               ) -> bool:
+def _mount_web(app: FastAPI, store: StoreLike | None, engine: LocalEngine, auth: KeyAuth) -> bool:
     """Mount the viewer (:func:`logprobe.web.mount_ui`) under ``/ui`` when there is a store to
     show; returns whether it did."""
     if store is None:
@@ -103,8 +113,14 @@ def _mount_web(app: FastAPI, store: StoreLike | None, engine: LocalEngine, auth:
     from ..web import mount_ui  # imported here: the viewer's routes load only with a store
 
     serving: Serving = app.state.serving
-    mount_ui(app, store, engine, auth=auth, admission=serving.admission,  # type: ignore[arg-type]
-             stats=serving.stats)
+    mount_ui(
+        app,
+        store,  # type: ignore[arg-type]
+        engine,
+        auth=auth,
+        admission=serving.admission,
+        stats=serving.stats,
+    )
     return True
 
 
@@ -131,13 +147,19 @@ def create_app(
     """
     engine_cap = engine.max_logprobs
     if max_logprobs > engine_cap:
-        logger.warning("max_logprobs %d exceeds the engine's cap %d; using %d",
-                       max_logprobs, engine_cap, engine_cap)
+        logger.warning(
+            "max_logprobs %d exceeds the engine's cap %d; using %d",
+            max_logprobs,
+            engine_cap,
+            engine_cap,
+        )
     recorder = Recorder(store, run) if store is not None and run else None
-    app = FastAPI(title="logprobe", summary="OpenAI-compatible server with full logprobs",
-                  version=_version())
-    app.state.serving = Serving(engine, max_logprobs=min(max_logprobs, engine_cap),
-                                max_queue=max_queue, recorder=recorder)
+    app = FastAPI(
+        title="logprobe", summary="OpenAI-compatible server with full logprobs", version=_version()
+    )
+    app.state.serving = Serving(
+        engine, max_logprobs=min(max_logprobs, engine_cap), max_queue=max_queue, recorder=recorder
+    )
     app.state.draining = False
     auth = KeyAuth(api_key)
     app.state.auth = auth
@@ -148,8 +170,9 @@ def create_app(
     # added last = outermost: a refused request is answered before anything reads its body
     app.add_middleware(DrainMiddleware)
     app.add_middleware(SendTimeoutMiddleware, send_timeout_s=send_timeout_s)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes,
-                       body_timeout_s=body_timeout_s)
+    app.add_middleware(
+        BodyLimitMiddleware, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s
+    )
     app.add_middleware(AuthMiddleware, auth=auth)
     return app
 

@@ -2,13 +2,15 @@
 
 The server records each request and response (every token with its logprob, bytes and
 alternatives) when it was started with a store and a run name (``logprobe serve --log RUN``).
-Recording happens after the response has been sent; a store failure is logged, never turned
-into a failed request.
+A response is written before its HTTP reply completes (so a reply a client got is in the store
+even if the process is killed right after); a store failure (database down, disk full) is
+logged, never turned into a failed request, and the gap is logged when recording resumes.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -38,19 +40,37 @@ class Recorder:
         self.run = run
         self.recorded = 0
         self.failed = 0
+        self._lock = threading.Lock()
+        self._gap: tuple[float, int] | None = None  # (when the current gap began, responses lost)
 
     def record(self, endpoint: str, prompt: Prompt, completion: Completion,
                params: GenerationParams, started: float) -> None:
+        """Write one response; a failure (store down, disk full) is logged, never raised, and
+        the first success after failures logs the gap (how long, how many responses)."""
         latency_ms = (time.perf_counter() - started) * 1000.0
         try:
             self.store.record(self.run, prompt, completion, params,
                               meta={"endpoint": endpoint, "server": "logprobe"},
                               latency_ms=latency_ms)
-            self.recorded += 1
-        except LogprobeError as exc:
-            self.failed += 1
+        except Exception as exc:  # noqa: BLE001 - the store must never fail a request
+            message = exc.message if isinstance(exc, LogprobeError) else \
+                f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self.failed += 1
+                since, lost = self._gap or (time.time(), 0)
+                self._gap = (since, lost + 1)
             logger.error("could not record %s request into run %r: %s", endpoint, self.run,
-                         exc.message)
+                         message.splitlines()[0] if message else type(exc).__name__)
+            return
+        with self._lock:
+            self.recorded += 1
+            gap, self._gap = self._gap, None
+        if gap is not None:
+            since, lost = gap
+            logger.warning(
+                "recording into run %r resumed: gap of %.1f s since %s, %d response(s) not "
+                "recorded", self.run, time.time() - since,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)), lost)
 
 
 class StreamCollector:
