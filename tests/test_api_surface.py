@@ -24,8 +24,9 @@ def _choice(lps: list[float | None], index: int = 0) -> Choice:
 
 
 @given(LOGPROBS, LOGPROBS)
-def test_completion_shortcuts_read_the_first_choice(first: list[float], second: list[float]
-                                                    ) -> None:
+def test_completion_shortcuts_read_the_first_choice(
+    first: list[float], second: list[float]
+) -> None:
     c = Completion(choices=(_choice(list(first)), _choice(list(second), 1)))
     assert c.text == c.choices[0].text and c.tokens == c.choices[0].tokens
     for choice, lps in ((c.choices[0], first), (c.choices[1], second)):
@@ -49,7 +50,7 @@ def test_mean_logprob_skips_tokens_without_logprob() -> None:
 
 def test_a_completion_without_choices_says_so() -> None:
     with pytest.raises(IndexError, match="no choices"):
-        Completion(choices=()).text
+        _ = Completion(choices=()).text
 
 
 def test_normalize_is_a_function_and_the_subpackage_still_imports() -> None:
@@ -115,12 +116,15 @@ def test_keywords_that_contradict_params_name_the_option() -> None:
     assert info.value.param == "top_logprobs"
 
 
-@pytest.mark.parametrize(("options", "param"), [
-    ({"top_logprob": 5}, "top_logprob"),
-    ({"temperature": 9.0}, "temperature"),
-    ({"top_logprobs": 21}, "top_logprobs"),
-    ({"max_tokens": -1}, "max_tokens"),
-])
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        ({"top_logprob": 5}, "top_logprob"),
+        ({"temperature": 9.0}, "temperature"),
+        ({"top_logprobs": 21}, "top_logprobs"),
+        ({"max_tokens": -1}, "max_tokens"),
+    ],
+)
 def test_bad_keywords_raise_naming_the_param(options: dict[str, object], param: str) -> None:
     with pytest.raises(InvalidRequestError) as info:
         resolve_params(**options)  # type: ignore[arg-type]

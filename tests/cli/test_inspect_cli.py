@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from logprobe.cli.main import main
 from logprobe import Completion
+from logprobe.cli.main import main
 from logprobe.normalize import normalize
 
 LOGPROBE = str(Path(sys.executable).with_name("logprobe"))
@@ -19,19 +19,34 @@ LOGPROBE = str(Path(sys.executable).with_name("logprobe"))
 
 def entry(token: str, lp: float, tops: tuple[tuple[str, float], ...] = ()) -> dict:
     # OpenAI chat logprobs.content entry (wire doc "OpenAI Chat Completions")
-    return {"token": token, "logprob": lp, "bytes": list(token.encode()),
-            "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode())}
-                             for t, v in tops]}
+    return {
+        "token": token,
+        "logprob": lp,
+        "bytes": list(token.encode()),
+        "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in tops],
+    }
 
 
 CHAT = {
-    "id": "chatcmpl-9", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "Paris is nice"},
-                 "logprobs": {"refusal": None, "content": [
-                     entry("Paris", -0.05, (("Paris", -0.05), ("Lyon", -3.4))),
-                     entry(" is", -0.2, ((" is", -0.2), (" was", -1.9))),
-                     entry(" nice", -2.3, ((" lovely", -0.9), (" nice", -2.3)))]}}],
+    "id": "chatcmpl-9",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "Paris is nice"},
+            "logprobs": {
+                "refusal": None,
+                "content": [
+                    entry("Paris", -0.05, (("Paris", -0.05), ("Lyon", -3.4))),
+                    entry(" is", -0.2, ((" is", -0.2), (" was", -1.9))),
+                    entry(" nice", -2.3, ((" lovely", -0.9), (" nice", -2.3))),
+                ],
+            },
+        }
+    ],
     "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
 }
 
@@ -53,7 +68,8 @@ def test_table_and_summary(chat_file: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_json_is_the_neutral_structure_with_the_analysis(
-        chat_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chat_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["inspect", str(chat_file), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     analysis = out["choices"][0].pop("analysis")
@@ -75,10 +91,21 @@ def test_json_is_the_neutral_structure_with_the_analysis(
 
 
 def test_sse_and_jsonl_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    chunks = [{"id": "c", "object": "chat.completion.chunk", "choices": [
-        {"index": 0, "delta": {"content": t}, "finish_reason": None,
-         "logprobs": {"content": [entry(t, lp)], "refusal": None}}]}
-        for t, lp in (("Hel", -0.5), ("lo", -0.1))]
+    chunks = [
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": t},
+                    "finish_reason": None,
+                    "logprobs": {"content": [entry(t, lp)], "refusal": None},
+                }
+            ],
+        }
+        for t, lp in (("Hel", -0.5), ("lo", -0.1))
+    ]
     sse = tmp_path / "s.sse"
     sse.write_text("".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n")
     jsonl = tmp_path / "s.jsonl"
@@ -89,10 +116,16 @@ def test_sse_and_jsonl_files(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_notes_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ollama = {"model": "llama3.2", "created_at": "2025-11-20T10:00:00Z", "response": "é",
-              "done": True, "done_reason": "stop",
-              "logprobs": [{"token": "\ufffd", "logprob": -0.3, "bytes": [239, 191, 189],
-                            "top_logprobs": []}]}
+    ollama = {
+        "model": "llama3.2",
+        "created_at": "2025-11-20T10:00:00Z",
+        "response": "é",
+        "done": True,
+        "done_reason": "stop",
+        "logprobs": [
+            {"token": "\ufffd", "logprob": -0.3, "bytes": [239, 191, 189], "top_logprobs": []}
+        ],
+    }
     f = tmp_path / "o.json"
     f.write_text(json.dumps(ollama))
     assert main(["inspect", str(f), "--json"]) == 0
@@ -101,16 +134,23 @@ def test_notes_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "note:" in captured.err and "U+FFFD" in captured.err
 
 
-@pytest.mark.parametrize(("content", "args", "message"), [
-    ('{"choices": [', [], "invalid JSON at line 1"),
-    (json.dumps({"type": "message", "role": "assistant", "content": []}), [],
-     "no token logprobs"),
-    (json.dumps(CHAT), ["--provider", "bogus"], "unknown provider 'bogus'"),
-    (json.dumps(CHAT), ["--choice", "3"], "no choice 3"),
-    ("", [], "empty input"),
-])
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                      content: str, args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ('{"choices": [', [], "invalid JSON at line 1"),
+        (
+            json.dumps({"type": "message", "role": "assistant", "content": []}),
+            [],
+            "no token logprobs",
+        ),
+        (json.dumps(CHAT), ["--provider", "bogus"], "unknown provider 'bogus'"),
+        (json.dumps(CHAT), ["--choice", "3"], "no choice 3"),
+        ("", [], "empty input"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, args: list[str], message: str
+) -> None:
     f = tmp_path / "bad.json"
     f.write_text(content)
     assert main(["inspect", str(f), *args]) == 2
@@ -124,25 +164,50 @@ def test_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_stdin_through_a_real_process() -> None:
-    proc = subprocess.run([LOGPROBE, "inspect", "-", "--json"], input=json.dumps(CHAT),
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [LOGPROBE, "inspect", "-", "--json"],
+        input=json.dumps(CHAT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["choices"][0]["text"] == "Paris is nice"
-    bad = subprocess.run([LOGPROBE, "inspect", "-"], input="{", capture_output=True, text=True,
-                         timeout=120, check=False)
+    bad = subprocess.run(
+        [LOGPROBE, "inspect", "-"],
+        input="{",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: invalid JSON")
     assert "Traceback" not in bad.stderr
 
 
-def test_echo_only_scoring_shows_prompt_tokens(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_echo_only_scoring_shows_prompt_tokens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # legacy completions with echo and max_tokens 0 (wire doc: first prompt token null)
-    payload = {"object": "text_completion", "model": "m", "choices": [{
-        "text": "The cat", "index": 0, "finish_reason": "length",
-        "logprobs": {"tokens": ["The", " cat"], "token_logprobs": [None, -4.2],
-                     "top_logprobs": [None, {" dog": -1.0, " cat": -4.2}],
-                     "text_offset": [0, 3]}}],
-        "usage": {"prompt_tokens": 2, "completion_tokens": 0, "total_tokens": 2}}
+    payload = {
+        "object": "text_completion",
+        "model": "m",
+        "choices": [
+            {
+                "text": "The cat",
+                "index": 0,
+                "finish_reason": "length",
+                "logprobs": {
+                    "tokens": ["The", " cat"],
+                    "token_logprobs": [None, -4.2],
+                    "top_logprobs": [None, {" dog": -1.0, " cat": -4.2}],
+                    "text_offset": [0, 3],
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 0, "total_tokens": 2},
+    }
     f = tmp_path / "echo.json"
     f.write_text(json.dumps(payload))
     assert main(["inspect", str(f)]) == 0

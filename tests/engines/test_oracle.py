@@ -10,6 +10,7 @@ model numerics moves both together.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -27,29 +28,24 @@ SCORED = "Paris is the capital and largest city of France, on the Seine."
 
 @pytest.fixture(scope="module")
 def oracle(engine: Any) -> Iterator[Any]:
-    """``llama_cpp.Llama(logits_all=True)`` on the engine's GGUF, configured as llama.cpp runs
-    by default, which is what the engine keeps: flash attention on (llama.cpp's "auto" picks it
-    on CPU; llama-cpp-python would turn it off, which moves logprobs by up to 0.1 nat), and no
-    extra CPU buffers. Those (AMX repacking) crash on some Intel machines, and the engine leaves
-    them off; ``Llama`` builds its model parameters from ``llama_model_default_params()``, so the
-    test wraps that to turn them off."""
-    llama_cpp = pytest.importorskip("llama_cpp")
-    from llama_cpp import llama as llama_module
+    """``llama_cpp.Llama(logits_all=True)`` on the engine's GGUF, configured as the engine runs
+    llama.cpp: flash attention on (llama-cpp-python would turn it off, which moves logprobs by up
+    to 0.1 nat), no extra CPU buffers (``portability.reference_llama``: they crash on AMX
+    machines) and ggml's reference kernels (docs/ENGINE.md: the engine's batch invariance)."""
+    pytest.importorskip("llama_cpp")
+    from logprobe.engines import _ggml
+    from logprobe.engines.portability import reference_llama
 
-    original = llama_module.llama_cpp.llama_model_default_params
-
-    def without_extra_buffers() -> Any:
-        params = original()
-        params.use_extra_bufts = False
-        return params
-
-    llama_module.llama_cpp.llama_model_default_params = without_extra_buffers
-    try:
-        llm = llama_cpp.Llama(model_path=str(engine.model_path), logits_all=True, n_ctx=512,
-                              n_batch=512, n_threads=min(2, os.cpu_count() or 1),
-                              flash_attn=True, verbose=False, seed=0)
-    finally:
-        llama_module.llama_cpp.llama_model_default_params = original
+    llm = reference_llama(
+        str(engine.model_path),
+        logits_all=True,
+        n_ctx=512,
+        n_batch=512,
+        n_threads=min(2, os.cpu_count() or 1),
+        flash_attn=True,
+        seed=0,
+    )
+    assert _ggml.set_reference_mode(ctypes.cast(llm._ctx.ctx, ctypes.c_void_p).value or 0)
     yield llm
     llm.close()
 
@@ -80,8 +76,7 @@ def expect_matches(tok: TokenLogprob, lp: np.ndarray, top: int) -> None:
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_greedy_generation_matches_the_oracle(engine: Any, oracle: Any, prompt: str) -> None:
     ids = engine.tokenize(prompt, add_bos=True)
-    comp = engine.complete(ids, GenerationParams.make(max_tokens=8, temperature=0,
-                                                      top_logprobs=5))
+    comp = engine.complete(ids, GenerationParams.make(max_tokens=8, temperature=0, top_logprobs=5))
     assert comp.tokens
     oracle.reset()
     oracle.eval(ids)  # the prompt in one batch, then one token per step, as the engine decodes

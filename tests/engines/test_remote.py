@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -56,7 +56,7 @@ class Scripted:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests.append((self.path, dict(self.headers), json.loads(raw or b"{}")))
                 r = outer.replies.pop(0) if len(outer.replies) > 1 else outer.replies[0]
@@ -97,18 +97,35 @@ def fake() -> Iterator[Scripted]:
 
 def chat_ok(tokens: list[tuple[str, float]], top: int = 1) -> dict[str, Any]:
     # OpenAI chat.completion with logprobs.content entries (wire doc, OpenAI Chat Completions)
-    entries = [{"token": t, "logprob": lp, "bytes": list(t.encode()),
-                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}][:top]}
-               for t, lp in tokens]
-    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "".join(t for t, _ in tokens)},
-                         "logprobs": {"content": entries, "refusal": None}}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens), "total_tokens": 9}}
+    entries = [
+        {
+            "token": t,
+            "logprob": lp,
+            "bytes": list(t.encode()),
+            "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}][:top],
+        }
+        for t, lp in tokens
+    ]
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "".join(t for t, _ in tokens)},
+                "logprobs": {"content": entries, "refusal": None},
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens), "total_tokens": 9},
+    }
 
 
-def error_body(message: str, param: str | None = None, type_: str = "invalid_request_error"
-               ) -> dict[str, Any]:
+def error_body(
+    message: str, param: str | None = None, type_: str = "invalid_request_error"
+) -> dict[str, Any]:
     # OpenAI error object: always the four keys (wire doc, "Errors")
     return {"error": {"message": message, "type": type_, "param": param, "code": None}}
 
@@ -124,15 +141,16 @@ def engine_for(fake: Scripted, **kw: Any) -> RemoteEngine:
 def test_base_url_forms() -> None:
     assert split_base_url("http://h:1") == ("http://h:1/v1", "http://h:1")
     assert split_base_url("http://h:1/v1/") == ("http://h:1/v1", "http://h:1")
-    assert split_base_url("https://x.ai/openai/v1") == ("https://x.ai/openai/v1",
-                                                        "https://x.ai/openai")
+    assert split_base_url("https://x.ai/openai/v1") == (
+        "https://x.ai/openai/v1",
+        "https://x.ai/openai",
+    )
     with pytest.raises(InvalidRequestError, match="http") as info:
         RemoteEngine("localhost:8000", "m")
     assert info.value.param == "base_url"
 
 
-def test_is_an_engine_and_uses_the_env_key(fake: Scripted, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
+def test_is_an_engine_and_uses_the_env_key(fake: Scripted, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     fake.replies = [Reply(body=chat_ok([("Hi", -0.1)]))]
     with RemoteEngine(fake.url, "m") as eng:  # just (base_url, model)
@@ -147,8 +165,15 @@ def test_is_an_engine_and_uses_the_env_key(fake: Scripted, monkeypatch: pytest.M
 
 def test_request_body_carries_the_params(fake: Scripted) -> None:
     fake.replies = [Reply(body=chat_ok([("Hi", -0.1)], top=2))]
-    p = GenerationParams.make(max_tokens=5, temperature=0.5, top_logprobs=2, stop="\n",
-                              seed=7, logit_bias={11: -5.0}, top_k=40)
+    p = GenerationParams.make(
+        max_tokens=5,
+        temperature=0.5,
+        top_logprobs=2,
+        stop="\n",
+        seed=7,
+        logit_bias={11: -5.0},
+        top_k=40,
+    )
     with engine_for(fake) as eng:
         comp = eng.chat(MSGS, p)
     body = fake.requests[0][2]
@@ -198,9 +223,12 @@ def test_a_server_without_echo_cannot_score_and_is_asked_only_once(fake: Scripte
 
 
 def test_429_honours_retry_after(fake: Scripted) -> None:
-    fake.replies = [Reply(429, error_body("Rate limit", type_="rate_limit_error"),
-                          headers={"Retry-After": "0.4"}),
-                    Reply(body=chat_ok([("Hi", -0.1)]))]
+    fake.replies = [
+        Reply(
+            429, error_body("Rate limit", type_="rate_limit_error"), headers={"Retry-After": "0.4"}
+        ),
+        Reply(body=chat_ok([("Hi", -0.1)])),
+    ]
     t0 = time.monotonic()
     with engine_for(fake) as eng:
         assert eng.chat(MSGS).text == "Hi"
@@ -208,17 +236,21 @@ def test_429_honours_retry_after(fake: Scripted) -> None:
 
 
 def test_5xx_retried_with_backoff_then_reported_with_the_server_message(fake: Scripted) -> None:
-    fake.replies = [Reply(503, error_body("overloaded", type_="server_error")),
-                    Reply(503, error_body("overloaded", type_="server_error")),
-                    Reply(body=chat_ok([("Hi", -0.1)]))]
+    fake.replies = [
+        Reply(503, error_body("overloaded", type_="server_error")),
+        Reply(503, error_body("overloaded", type_="server_error")),
+        Reply(body=chat_ok([("Hi", -0.1)])),
+    ]
     with engine_for(fake, max_retries=2) as eng:
         assert eng.chat(MSGS).text == "Hi"
     assert len(fake.requests) == 3
     fake.requests.clear()
     fake.replies = [Reply(502, b"Bad Gateway")]
-    with engine_for(fake, max_retries=1) as eng:
-        with pytest.raises(ProviderError, match="HTTP 502 after 2 attempts: Bad Gateway"):
-            eng.chat(MSGS)
+    with (
+        engine_for(fake, max_retries=1) as eng,
+        pytest.raises(ProviderError, match="HTTP 502 after 2 attempts: Bad Gateway"),
+    ):
+        eng.chat(MSGS)
     assert len(fake.requests) == 2
 
 
@@ -231,7 +263,7 @@ def test_retry_after_beyond_the_limit_is_reported_not_waited(fake: Scripted) -> 
 
 
 def test_retry_after_http_date() -> None:
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     resp = httpx.Response(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
     assert 25 <= (retry_after(resp) or 0) <= 31
     assert retry_after(httpx.Response(429, headers={"retry-after-ms": "250"})) == 0.25
@@ -240,33 +272,56 @@ def test_retry_after_http_date() -> None:
 
 def test_timeouts_are_retried_then_reported(fake: Scripted) -> None:
     fake.replies = [Reply(body=chat_ok([("Hi", -0.1)]), delay=1.0)]
-    with engine_for(fake, timeout=0.2, max_retries=1) as eng:
-        with pytest.raises(ProviderError, match="timed out"):
-            eng.chat(MSGS)
+    with (
+        engine_for(fake, timeout=0.2, max_retries=1) as eng,
+        pytest.raises(ProviderError, match="timed out"),
+    ):
+        eng.chat(MSGS)
     assert len(fake.requests) == 2
 
 
 def test_400_is_an_invalid_request_with_the_server_param(fake: Scripted) -> None:
-    fake.replies = [Reply(400, error_body("Invalid 'top_logprobs': integer above maximum value.",
-                                          param="top_logprobs"))]
-    with engine_for(fake) as eng:
-        with pytest.raises(InvalidRequestError, match="integer above maximum") as info:
-            eng.chat(MSGS, GenerationParams.make(top_logprobs=3))
+    fake.replies = [
+        Reply(
+            400,
+            error_body(
+                "Invalid 'top_logprobs': integer above maximum value.", param="top_logprobs"
+            ),
+        )
+    ]
+    with (
+        engine_for(fake) as eng,
+        pytest.raises(InvalidRequestError, match="integer above maximum") as info,
+    ):
+        eng.chat(MSGS, GenerationParams.make(top_logprobs=3))
     assert info.value.param == "top_logprobs" and len(fake.requests) == 1
 
 
-@pytest.mark.parametrize(("reply", "error", "pattern"), [
-    (Reply(401, error_body("Incorrect API key provided")), ProviderError, "authentication"),
-    (Reply(400, error_body("This model's maximum context length is 8 tokens")),
-     ContextOverflowError, "maximum context length"),
-    (Reply(422, {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}),
-     InvalidRequestError, "messages: field required"),
-    (Reply(404, {"object": "error", "message": "model m not found", "code": 404}),
-     InvalidRequestError, "model m not found"),
-    (Reply(200, b"<html>not json</html>"), ProviderError, "not JSON"),
-])
-def test_error_bodies_of_every_common_shape(fake: Scripted, reply: Reply, error: type,
-                                            pattern: str) -> None:
+@pytest.mark.parametrize(
+    ("reply", "error", "pattern"),
+    [
+        (Reply(401, error_body("Incorrect API key provided")), ProviderError, "authentication"),
+        (
+            Reply(400, error_body("This model's maximum context length is 8 tokens")),
+            ContextOverflowError,
+            "maximum context length",
+        ),
+        (
+            Reply(422, {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}),
+            InvalidRequestError,
+            "messages: field required",
+        ),
+        (
+            Reply(404, {"object": "error", "message": "model m not found", "code": 404}),
+            InvalidRequestError,
+            "model m not found",
+        ),
+        (Reply(200, b"<html>not json</html>"), ProviderError, "not JSON"),
+    ],
+)
+def test_error_bodies_of_every_common_shape(
+    fake: Scripted, reply: Reply, error: type, pattern: str
+) -> None:
     fake.replies = [reply]
     with engine_for(fake) as eng, pytest.raises(error, match=pattern):
         eng.chat(MSGS)
@@ -276,9 +331,11 @@ def test_unreachable_server() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with RemoteEngine(f"http://127.0.0.1:{port}", "m", max_retries=1, backoff=0.01) as eng:
-        with pytest.raises(ProviderError, match="cannot reach"):
-            eng.chat(MSGS)
+    with (
+        RemoteEngine(f"http://127.0.0.1:{port}", "m", max_retries=1, backoff=0.01) as eng,
+        pytest.raises(ProviderError, match="cannot reach"),
+    ):
+        eng.chat(MSGS)
 
 
 # ── adapting to server quirks ────────────────────────────────────────────────────────────────
@@ -317,9 +374,11 @@ def test_unsupported_operations_say_so() -> None:
 
 def test_tokenize_without_endpoint(fake: Scripted) -> None:
     fake.replies = [Reply(404, {"detail": "Not Found"})]
-    with engine_for(fake) as eng:
-        with pytest.raises(InvalidRequestError, match="not supported remotely") as info:
-            eng.tokenize("hi")
+    with (
+        engine_for(fake) as eng,
+        pytest.raises(InvalidRequestError, match="not supported remotely") as info,
+    ):
+        eng.tokenize("hi")
     assert info.value.param == "tokenize"
     assert {r[0] for r in fake.requests} == {"/tokenize", "/extras/tokenize"}
 
@@ -328,21 +387,42 @@ def test_tokenize_without_endpoint(fake: Scripted) -> None:
 
 
 def _chunk(content: str | None, lp: float | None, finish: str | None = None) -> str:
-    entries = None if lp is None else {"content": [
-        {"token": content, "logprob": lp, "bytes": list((content or "").encode()),
-         "top_logprobs": []}], "refusal": None}
+    entries = (
+        None
+        if lp is None
+        else {
+            "content": [
+                {
+                    "token": content,
+                    "logprob": lp,
+                    "bytes": list((content or "").encode()),
+                    "top_logprobs": [],
+                }
+            ],
+            "refusal": None,
+        }
+    )
     delta = {} if content is None else {"content": content}
-    return json.dumps({"id": "c1", "object": "chat.completion.chunk", "choices": [
-        {"index": 0, "delta": delta, "logprobs": entries, "finish_reason": finish}]})
+    return json.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "logprobs": entries, "finish_reason": finish}],
+        }
+    )
 
 
 def test_stream_events_from_sse(fake: Scripted) -> None:
-    fake.replies = [Reply(sse=[_chunk("Hel", -0.5), _chunk("lo", -0.1),
-                               _chunk(None, None, "stop"), "[DONE]"])]
+    fake.replies = [
+        Reply(sse=[_chunk("Hel", -0.5), _chunk("lo", -0.1), _chunk(None, None, "stop"), "[DONE]"])
+    ]
     with engine_for(fake) as eng:
         events = list(eng.stream(messages=MSGS, params=GenerationParams.make(max_tokens=4)))
     assert [(e.text, e.token.logprob if e.token else None, e.finish_reason) for e in events] == [
-        ("Hel", -0.5, None), ("lo", -0.1, None), ("", None, "stop")]
+        ("Hel", -0.5, None),
+        ("lo", -0.1, None),
+        ("", None, "stop"),
+    ]
     assert fake.requests[0][2]["stream"] is True
 
 
@@ -367,15 +447,17 @@ def test_stream_text_without_logprobs_when_asked(fake: Scripted) -> None:
 @pytest.fixture(scope="module")
 def served(engine: Any) -> Iterator[RemoteEngine]:
     """logprobe's server (``create_app(engine)``) under uvicorn on a free loopback port."""
-    app_mod = pytest.importorskip("logprobe.server.app",
-                                  reason="logprobe.server is not written yet (another helper)")
+    app_mod = pytest.importorskip(
+        "logprobe.server.app", reason="logprobe.server is not written yet (another helper)"
+    )
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app_mod.create_app(engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app_mod.create_app(engine), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -441,8 +523,10 @@ def test_score_and_continuations_match(served: RemoteEngine, engine: Any) -> Non
     want = engine.score(" Paris", prompt="The capital of France is", top_logprobs=2)
     assert_same_tokens(got.tokens, want.tokens)
     assert got.prompt_token_count == want.prompt_token_count
-    got, want = served.score("Hello world, this is a test."), engine.score(
-        "Hello world, this is a test.")
+    got, want = (
+        served.score("Hello world, this is a test."),
+        engine.score("Hello world, this is a test."),
+    )
     assert got.tokens[0].logprob is None
     assert_same_tokens(got.tokens, want.tokens)
     conts = [" blue", " green", " a colour"]

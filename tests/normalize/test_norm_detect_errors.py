@@ -83,24 +83,36 @@ def test_mixed_providers_in_one_stream() -> None:
 
 
 def test_chat_and_completion_chunks_do_not_mix() -> None:
-    comp_chunk = {"object": "text_completion", "choices": [
-        {"text": "B", "index": 0, "logprobs": None, "finish_reason": None}]}
+    comp_chunk = {
+        "object": "text_completion",
+        "choices": [{"text": "B", "index": 0, "logprobs": None, "finish_reason": None}],
+    }
     with pytest.raises(NormalizeError, match="openai_completions"):
         normalize([chat_chunk(0, "A", [chat_entry("A", -0.1)]), comp_chunk])
 
 
-@pytest.mark.parametrize("text", [
-    '{"choices": [{"message": {"content": "Hi"}, "logprobs": {"content": [{"token": "Hi"',
-    '{"choices": [',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"choices": [{"message": {"content": "Hi"}, "logprobs": {"content": [{"token": "Hi"',
+        '{"choices": [',
+    ],
+)
 def test_truncated_json(text: str) -> None:
     with pytest.raises(NormalizeError, match=r"invalid JSON at line 1 column \d+.*truncated"):
         normalize(text)
 
 
 def test_wrong_types_name_the_field_path() -> None:
-    payload = chat_response([chat_entry("a", -0.1), chat_entry("b", -0.2),
-                             chat_entry("c", -0.3), chat_entry("d", -0.4)], "abcd")
+    payload = chat_response(
+        [
+            chat_entry("a", -0.1),
+            chat_entry("b", -0.2),
+            chat_entry("c", -0.3),
+            chat_entry("d", -0.4),
+        ],
+        "abcd",
+    )
     payload["choices"][0]["logprobs"]["content"][3]["logprob"] = "-0.4"
     with pytest.raises(NormalizeError) as info:
         normalize(payload)
@@ -108,17 +120,27 @@ def test_wrong_types_name_the_field_path() -> None:
     assert "expected a number, got the string '-0.4'" in str(info.value)
 
 
-@pytest.mark.parametrize(("mutate", "path"), [
-    (lambda p: p["choices"][0]["logprobs"].update(content="x"), "choices[0].logprobs.content"),
-    (lambda p: p["choices"][0]["logprobs"]["content"][0].update(bytes=[72, 300]),
-     "choices[0].logprobs.content[0].bytes[1]"),
-    (lambda p: p["choices"][0]["logprobs"]["content"][0].update(top_logprobs=[{"token": 1,
-                                                                               "logprob": -1}]),
-     "choices[0].logprobs.content[0].top_logprobs[0].token"),
-    (lambda p: p["choices"][0]["logprobs"]["content"][0].pop("token"),
-     "choices[0].logprobs.content[0].token"),
-    (lambda p: p["choices"][0].update(message=[]), "choices[0].message"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "path"),
+    [
+        (lambda p: p["choices"][0]["logprobs"].update(content="x"), "choices[0].logprobs.content"),
+        (
+            lambda p: p["choices"][0]["logprobs"]["content"][0].update(bytes=[72, 300]),
+            "choices[0].logprobs.content[0].bytes[1]",
+        ),
+        (
+            lambda p: p["choices"][0]["logprobs"]["content"][0].update(
+                top_logprobs=[{"token": 1, "logprob": -1}]
+            ),
+            "choices[0].logprobs.content[0].top_logprobs[0].token",
+        ),
+        (
+            lambda p: p["choices"][0]["logprobs"]["content"][0].pop("token"),
+            "choices[0].logprobs.content[0].token",
+        ),
+        (lambda p: p["choices"][0].update(message=[]), "choices[0].message"),
+    ],
+)
 def test_more_wrong_types(mutate, path: str) -> None:  # type: ignore[no-untyped-def]
     payload = chat_response([chat_entry("Hi", -0.1)], "Hi")
     mutate(payload)
@@ -147,8 +169,14 @@ def test_nothing_to_read(payload: object) -> None:
 
 
 def test_error_payload_is_reported_as_such() -> None:
-    err = {"error": {"message": "Invalid 'top_logprobs'", "type": "invalid_request_error",
-                     "param": "top_logprobs", "code": None}}
+    err = {
+        "error": {
+            "message": "Invalid 'top_logprobs'",
+            "type": "invalid_request_error",
+            "param": "top_logprobs",
+            "code": None,
+        }
+    }
     with pytest.raises(NormalizeError, match="error response: Invalid 'top_logprobs'") as info:
         normalize(err)
     assert info.value.path == "error"
@@ -165,23 +193,27 @@ def test_nan_and_infinity_from_broken_servers() -> None:
 
 
 def test_sse_text_with_done_and_comments() -> None:
-    chunks = [chat_chunk(0, "A", [chat_entry("A", -0.1)]),
-              chat_chunk(0, None, None, finish="stop")]
-    sse = ": keep-alive\n\n" + "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + \
-        "data: [DONE]\n\n"
+    chunks = [chat_chunk(0, "A", [chat_entry("A", -0.1)]), chat_chunk(0, None, None, finish="stop")]
+    sse = (
+        ": keep-alive\n\n"
+        + "".join(f"data: {json.dumps(c)}\n\n" for c in chunks)
+        + "data: [DONE]\n\n"
+    )
     assert load_payload(sse) == chunks
     assert normalize(sse).text == "A"
 
 
 def test_sse_data_lines_without_blank_separators() -> None:
-    chunks = [chat_chunk(0, "A", [chat_entry("A", -0.1)]), chat_chunk(0, "B", [chat_entry("B",
-                                                                                     -0.2)])]
+    chunks = [
+        chat_chunk(0, "A", [chat_entry("A", -0.1)]),
+        chat_chunk(0, "B", [chat_entry("B", -0.2)]),
+    ]
     sse = "".join(f"data: {json.dumps(c)}\n" for c in chunks)
     assert normalize(sse).text == "AB"
 
 
 def test_sse_event_lines_and_crlf() -> None:
-    text = "event: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n"
+    text = 'event: message\r\ndata: {"a":\r\ndata: 1}\r\n\r\n'
     events = list(iter_sse(text.splitlines(keepends=True)))
     assert [(e.event, e.data) for e in events] == [("message", '{"a":\n1}')]
     assert load_payload(text) == [{"a": 1}]
@@ -218,6 +250,5 @@ def test_public_api_is_exported_and_sorted() -> None:
 
     assert all(hasattr(pkg, name) for name in pkg.__all__)
     # isort-style: CONSTANTS, then Classes, then functions
-    order = sorted(pkg.__all__, key=lambda s: (0 if s.isupper() else 1 if s[0].isupper() else 2,
-                                               s))
+    order = sorted(pkg.__all__, key=lambda s: (0 if s.isupper() else 1 if s[0].isupper() else 2, s))
     assert pkg.__all__ == order

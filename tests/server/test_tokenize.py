@@ -13,12 +13,15 @@ from logprobe.engines.remote import RemoteEngine
 from .conftest import boot
 from .test_errors import assert_error
 
-MSGS = [{"role": "system", "content": "Answer briefly."},
-        {"role": "user", "content": "Name a colour 🎨 in 日本語."}]
+MSGS = [
+    {"role": "system", "content": "Answer briefly."},
+    {"role": "user", "content": "Name a colour 🎨 in 日本語."},
+]
 
 
-def test_tokenize_prompt_matches_engine_and_completion_usage(http: httpx.Client, client: Any,
-                                                             engine: Any) -> None:
+def test_tokenize_prompt_matches_engine_and_completion_usage(
+    http: httpx.Client, client: Any, engine: Any
+) -> None:
     prompt = "Tokenize me: café, 日本語 and 🧪."
     r = http.post("/tokenize", json={"prompt": prompt, "return_token_strs": True})
     assert r.status_code == 200, r.text
@@ -33,8 +36,9 @@ def test_tokenize_prompt_matches_engine_and_completion_usage(http: httpx.Client,
     assert comp.usage.prompt_tokens == body["count"]
 
 
-def test_tokenize_messages_counts_what_chat_uses(http: httpx.Client, client: Any,
-                                                 engine: Any) -> None:
+def test_tokenize_messages_counts_what_chat_uses(
+    http: httpx.Client, client: Any, engine: Any
+) -> None:
     r = http.post("/tokenize", json={"messages": MSGS})
     assert r.status_code == 200, r.text
     ids = r.json()["tokens"]
@@ -55,17 +59,25 @@ def test_detokenize_round_trip(http: httpx.Client) -> None:
     assert back.json() == {"prompt": text}
 
 
-@pytest.mark.parametrize(("path", "body", "status", "param"), [
-    ("/tokenize", {"prompt": "x", "messages": [{"role": "user", "content": "x"}]}, 400,
-     "messages"),
-    ("/tokenize", {}, 400, "prompt"),
-    ("/tokenize", {"prompt": 3}, 400, "prompt"),
-    ("/tokenize", {"prompt": "x", "model": "no-such-model"}, 404, "model"),
-    ("/detokenize", {"tokens": [1, 10**9]}, 400, "tokens"),
-    ("/detokenize", {"tokens": "abc"}, 400, "tokens"),
-])
-def test_tokenize_errors(http: httpx.Client, path: str, body: dict[str, Any], status: int,
-                         param: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "status", "param"),
+    [
+        (
+            "/tokenize",
+            {"prompt": "x", "messages": [{"role": "user", "content": "x"}]},
+            400,
+            "messages",
+        ),
+        ("/tokenize", {}, 400, "prompt"),
+        ("/tokenize", {"prompt": 3}, 400, "prompt"),
+        ("/tokenize", {"prompt": "x", "model": "no-such-model"}, 404, "model"),
+        ("/detokenize", {"tokens": [1, 10**9]}, 400, "tokens"),
+        ("/detokenize", {"tokens": "abc"}, 400, "tokens"),
+    ],
+)
+def test_tokenize_errors(
+    http: httpx.Client, path: str, body: dict[str, Any], status: int, param: str
+) -> None:
     assert_error(http.post(path, json=body), status, param)
 
 
@@ -73,8 +85,9 @@ def test_tokenize_needs_the_api_key(engine: Any) -> None:
     live = boot(engine, api_key="sekret")
     try:
         assert_error(httpx.post(f"{live.url}/tokenize", json={"prompt": "x"}), 401, None)
-        ok = httpx.post(f"{live.url}/tokenize", json={"prompt": "x"},
-                        headers={"Authorization": "Bearer sekret"})
+        ok = httpx.post(
+            f"{live.url}/tokenize", json={"prompt": "x"}, headers={"Authorization": "Bearer sekret"}
+        )
         assert ok.status_code == 200 and ok.json()["count"] >= 1
     finally:
         live.stop()

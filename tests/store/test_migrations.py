@@ -41,37 +41,74 @@ def _first_release_store(url: str) -> None:
 
 def _fill(conn: Any) -> None:
     """Ids come from the database, as in 0.1.0 (fresh tables: every first id is 1)."""
-    conn.execute(text(
-        "INSERT INTO runs (name, model, model_version, prompt_template, params, tags, "
-        "created_at) VALUES ('old-run', 'smollm2', 'q4_1', 'Q: {q}', :params, :tags, :t)"),
-        {"params": json.dumps({"temperature": 0}), "tags": json.dumps(["v0", "eval"]), "t": T0})
-    conn.execute(text(
-        "INSERT INTO requests (run_id, prompt, prompt_hash, messages, params, meta, "
-        "latency_ms, created_at) VALUES (1, :prompt, :hash, :messages, :params, :meta, "
-        "12.5, :t)"),
-        {"prompt": "\x01" + json.dumps("a\x00b"),  # SafeText's escape: PostgreSQL has no NUL
-         "hash": "0" * 64, "messages": json.dumps([{"role": "user", "content": "hi"}]),
-         "params": json.dumps({"max_tokens": 2}), "meta": json.dumps({"k": 1}), "t": T0})
-    conn.execute(text(
-        "INSERT INTO responses (request_id, run_id, choice_index, text, finish_reason, model, "
-        "provider, logprob_mode, completion_id, usage_prompt_tokens, usage_completion_tokens, "
-        "has_prompt_tokens, n_tokens, n_scored, sum_logprob, mean_logprob, min_logprob, "
-        "perplexity, mean_entropy, n_low_confidence, correct, created_at) VALUES (1, 1, 0, "
-        "'Hi!', 'stop', 'smollm2', 'logprobe', 'raw', 'cmpl-1', 3, 2, :yes, 2, 2, -0.75, -0.375, "
-        "-0.5, 1.4549914146182013, 0.25, 0, :yes, :t)"), {"yes": True, "t": T0})
+    conn.execute(
+        text(
+            "INSERT INTO runs (name, model, model_version, prompt_template, params, tags, "
+            "created_at) VALUES ('old-run', 'smollm2', 'q4_1', 'Q: {q}', :params, :tags, :t)"
+        ),
+        {"params": json.dumps({"temperature": 0}), "tags": json.dumps(["v0", "eval"]), "t": T0},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO requests (run_id, prompt, prompt_hash, messages, params, meta, "
+            "latency_ms, created_at) VALUES (1, :prompt, :hash, :messages, :params, :meta, "
+            "12.5, :t)"
+        ),
+        {
+            "prompt": "\x01" + json.dumps("a\x00b"),  # SafeText's escape: PostgreSQL has no NUL
+            "hash": "0" * 64,
+            "messages": json.dumps([{"role": "user", "content": "hi"}]),
+            "params": json.dumps({"max_tokens": 2}),
+            "meta": json.dumps({"k": 1}),
+            "t": T0,
+        },
+    )
+    conn.execute(
+        text(
+            "INSERT INTO responses (request_id, run_id, choice_index, text, finish_reason, model, "
+            "provider, logprob_mode, completion_id, usage_prompt_tokens, usage_completion_tokens, "
+            "has_prompt_tokens, n_tokens, n_scored, sum_logprob, mean_logprob, min_logprob, "
+            "perplexity, mean_entropy, n_low_confidence, correct, created_at) VALUES (1, 1, 0, "
+            "'Hi!', 'stop', 'smollm2', 'logprobe', 'raw', 'cmpl-1', 3, 2, :yes, 2, 2, -0.75, "
+            "-0.375, -0.5, 1.4549914146182013, 0.25, 0, :yes, :t)"
+        ),
+        {"yes": True, "t": T0},
+    )
     rows = [  # part 0: generated; part 1: prompt (first prompt token has no logprob)
-        (0, 0, "Hi", b"Hi", 100, -0.25, 1, 0.2, json.dumps([["Hi", -0.25, 100],
-                                                             ["Hey", -1.5, 101]])),
+        (
+            0,
+            0,
+            "Hi",
+            b"Hi",
+            100,
+            -0.25,
+            1,
+            0.2,
+            json.dumps([["Hi", -0.25, 100], ["Hey", -1.5, 101]]),
+        ),
         (0, 1, "\ufffd", b"\xe2\x82", 7, -0.5, 2, 0.3, json.dumps([["x", -0.1, 9, "ff"]])),
         (1, 0, "a", b"a", 1, None, None, None, None),
         (1, 1, "b", b"b", 2, -3.0, 4, None, None),
     ]
     for part, pos, tok, raw, tid, lp, rank, ent, alts in rows:
-        conn.execute(text(
-            "INSERT INTO tokens (response_id, part, position, token, bytes, token_id, logprob, "
-            "rank, entropy, alternatives) VALUES (1, :part, :pos, :tok, :raw, :tid, :lp, :rank, "
-            ":ent, :alts)"), {"part": part, "pos": pos, "tok": tok, "raw": raw, "tid": tid,
-                               "lp": lp, "rank": rank, "ent": ent, "alts": alts})
+        conn.execute(
+            text(
+                "INSERT INTO tokens (response_id, part, position, token, bytes, token_id, logprob, "
+                "rank, entropy, alternatives) VALUES (1, :part, :pos, :tok, :raw, :tid, :lp, "
+                ":rank, :ent, :alts)"
+            ),
+            {
+                "part": part,
+                "pos": pos,
+                "tok": tok,
+                "raw": raw,
+                "tid": tid,
+                "lp": lp,
+                "rank": rank,
+                "ent": ent,
+                "alts": alts,
+            },
+        )
 
 
 @pytest.fixture
@@ -105,10 +142,18 @@ def test_a_first_release_store_upgrades_and_reads_everything_back(upgraded: Stor
 
     comp = resp.to_completion()
     hi, half = comp.tokens
-    assert (hi.token, hi.bytes, hi.id, hi.logprob, hi.rank, hi.entropy) == \
-        ("Hi", b"Hi", 100, -0.25, 1, 0.2)
-    assert [(a.token, a.logprob, a.id, a.bytes) for a in hi.top_logprobs] == \
-        [("Hi", -0.25, 100, b"Hi"), ("Hey", -1.5, 101, b"Hey")]
+    assert (hi.token, hi.bytes, hi.id, hi.logprob, hi.rank, hi.entropy) == (
+        "Hi",
+        b"Hi",
+        100,
+        -0.25,
+        1,
+        0.2,
+    )
+    assert [(a.token, a.logprob, a.id, a.bytes) for a in hi.top_logprobs] == [
+        ("Hi", -0.25, 100, b"Hi"),
+        ("Hey", -1.5, 101, b"Hey"),
+    ]
     assert half.bytes == b"\xe2\x82" and half.top_logprobs[0].bytes == b"\xff"
     assert comp.mean_logprob == pytest.approx(-0.375)
     prompt = comp.choice.prompt_tokens
@@ -129,21 +174,32 @@ def _shape(engine: Engine) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for table in sorted(insp.get_table_names()):
         out[table] = {
-            "columns": [(c["name"], str(c["type"].compile(engine.dialect)), c["nullable"])
-                        for c in insp.get_columns(table)],
+            "columns": [
+                (c["name"], str(c["type"].compile(engine.dialect)), c["nullable"])
+                for c in insp.get_columns(table)
+            ],
             "pk": insp.get_pk_constraint(table)["constrained_columns"],
-            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"],
-                           tuple(f["referred_columns"]), (f.get("options") or {}).get("ondelete"))
-                          for f in insp.get_foreign_keys(table)),
-            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                              for i in insp.get_indexes(table)),
+            "fks": sorted(
+                (
+                    tuple(f["constrained_columns"]),
+                    f["referred_table"],
+                    tuple(f["referred_columns"]),
+                    (f.get("options") or {}).get("ondelete"),
+                )
+                for f in insp.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in insp.get_indexes(table)
+            ),
             "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
         }
     return out
 
 
 def test_migrations_build_exactly_the_schema_the_code_uses(
-        db_url: str, request: pytest.FixtureRequest, tmp_path: Any) -> None:
+    db_url: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
     Store.open(db_url).close()
     if db_url.startswith("sqlite"):
         reference_url = f"sqlite:///{tmp_path / 'reference.db'}"

@@ -12,7 +12,15 @@ from .analyzer import Analysis, analyze
 from .critical import KINDS as CRITICAL_KINDS
 from .critical import critical_spans, find_critical
 from .gate import ConfidenceTransform, Decision, Reason, decide, gate
-from .policy import BUILTIN_POLICIES, METRICS, Policy, Rule, get_policy, load_policy, policy_from_dict
+from .policy import (
+    BUILTIN_POLICIES,
+    METRICS,
+    Policy,
+    Rule,
+    get_policy,
+    load_policy,
+    policy_from_dict,
+)
 from .render import (
     BUCKETS,
     HTML_CSS,

@@ -108,10 +108,14 @@ class Layout:
 
     def _class_at(self, i: int) -> CharClass:
         ch = self.text[i]
-        if ch in _APOSTROPHES and 0 < i < len(self.text) - 1:
-            # an apostrophe between letters belongs to the word: don't, l'eau
-            if self.text[i - 1].isalpha() and self.text[i + 1].isalpha():
-                return "word"
+        # an apostrophe between letters belongs to the word: don't, l'eau
+        if (
+            ch in _APOSTROPHES
+            and 0 < i < len(self.text) - 1
+            and self.text[i - 1].isalpha()
+            and self.text[i + 1].isalpha()
+        ):
+            return "word"
         return char_class(ch)
 
 
@@ -125,7 +129,5 @@ def layout(tokens: Sequence[TokenLogprob]) -> Layout:
     for raw in raws:
         byte_ranges.append((pos, pos + len(raw)))
         pos += len(raw)
-    char_ranges = [
-        (bisect_left(starts, s), bisect_left(starts, e)) for s, e in byte_ranges
-    ]
+    char_ranges = [(bisect_left(starts, s), bisect_left(starts, e)) for s, e in byte_ranges]
     return Layout(text, tuple(starts), tuple(byte_ranges), tuple(char_ranges), len(buf))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..types import TokenLogprob
 from .._json import json_safe
+from ..types import TokenLogprob
 from ._layout import Layout, layout
 from .critical import KINDS, critical_spans
 from .sequence import (
@@ -64,7 +64,9 @@ class Analysis:
         return {
             "critical_count": float(len(self.critical)),
             "critical_min_prob": min(crit) if crit else None,
-            "longest_low_span_words": float(max((self.words_in(s) for s in self.low_spans), default=0)),
+            "longest_low_span_words": float(
+                max((self.words_in(s) for s in self.low_spans), default=0)
+            ),
             "low_span_count": float(len(self.low_spans)),
         }
 
@@ -76,12 +78,14 @@ class Analysis:
         return next((w for w in self.words if w.token_start <= token_index < w.token_end), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe({
-            "text": self.text,
-            "summary": self.summary.to_dict(),
-            "low_spans": [s.to_dict() for s in self.low_spans],
-            "critical": [s.to_dict() for s in self.critical],
-        })
+        return json_safe(
+            {
+                "text": self.text,
+                "summary": self.summary.to_dict(),
+                "low_spans": [s.to_dict() for s in self.low_spans],
+                "critical": [s.to_dict() for s in self.critical],
+            }
+        )
 
 
 def analyze(

@@ -54,7 +54,10 @@ _SENTENCE_END = re.compile(r"(?:[.!?:]\s*|\n\s*)$")
 
 
 def _sentence_initial(text: str, start: int) -> bool:
-    return not text[:start].strip() or _SENTENCE_END.search(text[max(0, start - 4) : start]) is not None
+    return (
+        not text[:start].strip()
+        or _SENTENCE_END.search(text[max(0, start - 4) : start]) is not None
+    )
 
 
 def _name_matches(text: str) -> list[tuple[int, int]]:
@@ -78,14 +81,20 @@ def find_critical(text: str, kinds: Sequence[str] = KINDS) -> list[tuple[str, in
     for kind in KINDS:
         if kind not in kinds:
             continue
-        spans = _name_matches(text) if kind == "name" else [m.span() for m in _PATTERNS[kind].finditer(text)]
+        spans = (
+            _name_matches(text)
+            if kind == "name"
+            else [m.span() for m in _PATTERNS[kind].finditer(text)]
+        )
         for s, e in spans:
             if not any(s < te and e > ts for _, ts, te in taken):
                 taken.append((kind, s, e))
     return sorted(taken, key=lambda k: k[1])
 
 
-def critical_spans(lay: Layout, stats: Sequence[TokenStats], kinds: Sequence[str] = KINDS) -> list[Span]:
+def critical_spans(
+    lay: Layout, stats: Sequence[TokenStats], kinds: Sequence[str] = KINDS
+) -> list[Span]:
     """Critical :class:`Span` objects with the confidence of the tokens holding them."""
     spans = []
     for kind, c0, c1 in find_critical(lay.text, kinds):

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._json import json_safe
 from ..errors import CalibrationError, InvalidRequestError
 from ..types import TokenLogprob
-from .._json import json_safe
 from .analyzer import Analysis, analyze
 from .policy import CONFIDENCE, Policy, Rule, get_policy
 from .sequence import Analyzable, SequenceSummary
@@ -44,16 +44,18 @@ class Reason:
     spans: tuple[Span, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe({
-            "rule": self.rule,
-            "metric": self.metric,
-            "value": self.value,
-            "threshold": self.threshold,
-            "comparison": self.comparison,
-            "action": self.action,
-            "message": self.message,
-            "spans": [s.to_dict() for s in self.spans],
-        })
+        return json_safe(
+            {
+                "rule": self.rule,
+                "metric": self.metric,
+                "value": self.value,
+                "threshold": self.threshold,
+                "comparison": self.comparison,
+                "action": self.action,
+                "message": self.message,
+                "spans": [s.to_dict() for s in self.spans],
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +73,25 @@ class Decision:
         return self.analysis.summary
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe({
-            "decision": self.decision,
-            "policy": self.policy,
-            "confidence": self.confidence,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "summary": self.summary.to_dict(),
-            "low_spans": [s.to_dict() for s in self.analysis.low_spans],
-            "critical": [s.to_dict() for s in self.analysis.critical],
-        })
+        return json_safe(
+            {
+                "decision": self.decision,
+                "policy": self.policy,
+                "confidence": self.confidence,
+                "reasons": [r.to_dict() for r in self.reasons],
+                "summary": self.summary.to_dict(),
+                "low_spans": [s.to_dict() for s in self.analysis.low_spans],
+                "critical": [s.to_dict() for s in self.analysis.critical],
+            }
+        )
 
 
 def _status_spans(a: Analysis, status: str) -> list[Span]:
-    return [make_span(status, a.layout, a.stats, s.index, s.index + 1)
-            for s in a.stats if s.status == status]
+    return [
+        make_span(status, a.layout, a.stats, s.index, s.index + 1)
+        for s in a.stats
+        if s.status == status
+    ]
 
 
 def _weakest_token_span(a: Analysis) -> list[Span]:
@@ -98,7 +105,7 @@ def _weakest_token_span(a: Analysis) -> list[Span]:
 
 
 def _by_weakness(spans: Sequence[Span]) -> list[Span]:
-    return sorted(spans, key=lambda s: (s.min_prob if s.min_prob is not None else 1.0))
+    return sorted(spans, key=lambda s: s.min_prob if s.min_prob is not None else 1.0)
 
 
 def evidence(a: Analysis, rule: Rule) -> tuple[Span, ...]:
@@ -127,7 +134,9 @@ def _confidence(transform: ConfidenceTransform | None, summary: SequenceSummary)
     try:
         value = float(transform(summary))
     except (TypeError, ValueError) as e:
-        raise CalibrationError(f"confidence_transform failed: {e}", param="confidence_transform") from None
+        raise CalibrationError(
+            f"confidence_transform failed: {e}", param="confidence_transform"
+        ) from None
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise CalibrationError(
             f"confidence_transform returned {value!r}; expected a probability in [0, 1]",
@@ -144,8 +153,18 @@ def decide(a: Analysis, policy: Policy, confidence: float | None = None) -> Deci
         value = metrics[rule.metric]
         if rule.fires(value):
             assert value is not None
-            reasons.append(Reason(rule.name, rule.metric, float(value), float(rule.threshold), rule.comparison,
-                                  rule.action, _message(rule, value), evidence(a, rule)))
+            reasons.append(
+                Reason(
+                    rule.name,
+                    rule.metric,
+                    float(value),
+                    float(rule.threshold),
+                    rule.comparison,
+                    rule.action,
+                    _message(rule, value),
+                    evidence(a, rule),
+                )
+            )
     verdict: DecisionKind = "publish"
     for r in reasons:
         if _SEVERITY[r.action] > _SEVERITY[verdict]:
@@ -159,8 +178,9 @@ def resolve_policy(policy: str | Policy) -> Policy:
         return policy
     if isinstance(policy, str):
         return get_policy(policy)
-    raise InvalidRequestError(f"policy must be a name or a Policy, got {type(policy).__name__}",
-                              param="policy")
+    raise InvalidRequestError(
+        f"policy must be a name or a Policy, got {type(policy).__name__}", param="policy"
+    )
 
 
 def gate(

@@ -142,61 +142,145 @@ class Policy:
 
 def _structural() -> tuple[Rule, ...]:
     return (
-        Rule("no-tokens", "n_scored", "review", below=1,
-             why="nothing was scored, so there is nothing to measure: a person must look"),
-        Rule("invalid-logprobs", "n_invalid", "review", above=0,
-             why="NaN or positive logprobs mean broken data; no number here can be trusted"),
-        Rule("floored-token", "n_floored", "review", above=0,
-             why="a token at the -9999 floor was chosen although the provider ranked it outside "
-                 "its listed alternatives; its real probability is unknown and tiny"),
+        Rule(
+            "no-tokens",
+            "n_scored",
+            "review",
+            below=1,
+            why="nothing was scored, so there is nothing to measure: a person must look",
+        ),
+        Rule(
+            "invalid-logprobs",
+            "n_invalid",
+            "review",
+            above=0,
+            why="NaN or positive logprobs mean broken data; no number here can be trusted",
+        ),
+        Rule(
+            "floored-token",
+            "n_floored",
+            "review",
+            above=0,
+            why="a token at the -9999 floor was chosen although the provider ranked it outside "
+            "its listed alternatives; its real probability is unknown and tiny",
+        ),
     )
 
 
 def _builtin() -> dict[str, Policy]:
     s = _structural()
     crit = "numbers, dates, names, URLs, e-mails and identifiers are where a guess does harm"
-    return {p.name: p for p in (
-        Policy("default", s + (
-            Rule("mean-publish-bar", "mean_logprob", "review", below=-0.5,
-                 why="a team publishes answers averaging above -0.5 nats/token without review"),
-            Rule("mean-reject-bar", "mean_logprob", "reject", below=-1.5,
-                 why="below -1.5 nats/token (geometric mean token prob < 0.22) the same team "
-                     "sends everything to review; we reject: regenerate or escalate"),
-            Rule("weak-critical", "critical_min_prob", "review", below=0.3,
-                 why=crit),
-            Rule("min-token", "min_prob", "review", below=0.01,
-                 why="one near-random token inside a fluent answer (length-sensitive: long "
-                     "sampled answers trip it more often)"),
-            Rule("low-span", "longest_low_span_words", "review", above=2,
-                 why="three or more unsure words in a row: the model was improvising"),
-        ), "Mean-logprob bands (-0.5 publish / -1.5 reject) plus critical, min-token and span "
-           "checks."),
-        Policy("strict", s + (
-            Rule("mean-publish-bar", "mean_logprob", "review", below=-0.3),
-            Rule("mean-reject-bar", "mean_logprob", "reject", below=-1.0),
-            Rule("weak-critical", "critical_min_prob", "review", below=0.5, why=crit),
-            Rule("min-token", "min_prob", "review", below=0.05),
-            Rule("low-span", "longest_low_span_words", "review", above=1),
-        ), "For high-stakes text: tighter bands, any two unsure words in a row, critical < 0.5."),
-        Policy("lenient", s + (
-            Rule("mean-publish-bar", "mean_logprob", "review", below=-1.0),
-            Rule("mean-reject-bar", "mean_logprob", "reject", below=-2.5),
-            Rule("weak-critical", "critical_min_prob", "review", below=0.1, why=crit),
-        ), "For drafts: only clearly weak answers or clearly guessed critical tokens."),
-        Policy("quantile", s + (
-            Rule("q10-publish-bar", "prob_q10", "review", below=0.3,
-                 why="10th percentile of token probability: does not drift with length"),
-            Rule("q25-reject-bar", "prob_q25", "reject", below=0.3,
-                 why="a quarter of the tokens were coin flips"),
-            Rule("weak-critical", "critical_min_prob", "review", below=0.3, why=crit),
-        ), "Length-robust: quantiles of token probability instead of sum/mean."),
-        Policy("calibrated", s + (
-            Rule("confidence-publish-bar", CONFIDENCE, "review", below=0.8,
-                 why="calibrated P(correct) under 0.8"),
-            Rule("confidence-reject-bar", CONFIDENCE, "reject", below=0.5,
-                 why="calibrated P(correct) under 0.5: more likely wrong than right"),
-        ), "Thresholds on a calibrated probability; needs a confidence_transform."),
-    )}
+    return {
+        p.name: p
+        for p in (
+            Policy(
+                "default",
+                s
+                + (
+                    Rule(
+                        "mean-publish-bar",
+                        "mean_logprob",
+                        "review",
+                        below=-0.5,
+                        why="a team publishes answers averaging above -0.5 nats/token "
+                        "without review",
+                    ),
+                    Rule(
+                        "mean-reject-bar",
+                        "mean_logprob",
+                        "reject",
+                        below=-1.5,
+                        why="below -1.5 nats/token (geometric mean token prob < 0.22) the "
+                        "same team sends everything to review; we reject: regenerate or escalate",
+                    ),
+                    Rule("weak-critical", "critical_min_prob", "review", below=0.3, why=crit),
+                    Rule(
+                        "min-token",
+                        "min_prob",
+                        "review",
+                        below=0.01,
+                        why="one near-random token inside a fluent answer (length-sensitive: long "
+                        "sampled answers trip it more often)",
+                    ),
+                    Rule(
+                        "low-span",
+                        "longest_low_span_words",
+                        "review",
+                        above=2,
+                        why="three or more unsure words in a row: the model was improvising",
+                    ),
+                ),
+                "Mean-logprob bands (-0.5 publish / -1.5 reject) plus critical, min-token and span "
+                "checks.",
+            ),
+            Policy(
+                "strict",
+                s
+                + (
+                    Rule("mean-publish-bar", "mean_logprob", "review", below=-0.3),
+                    Rule("mean-reject-bar", "mean_logprob", "reject", below=-1.0),
+                    Rule("weak-critical", "critical_min_prob", "review", below=0.5, why=crit),
+                    Rule("min-token", "min_prob", "review", below=0.05),
+                    Rule("low-span", "longest_low_span_words", "review", above=1),
+                ),
+                "For high-stakes text: tighter bands, any two unsure words in a row, "
+                "critical < 0.5.",
+            ),
+            Policy(
+                "lenient",
+                s
+                + (
+                    Rule("mean-publish-bar", "mean_logprob", "review", below=-1.0),
+                    Rule("mean-reject-bar", "mean_logprob", "reject", below=-2.5),
+                    Rule("weak-critical", "critical_min_prob", "review", below=0.1, why=crit),
+                ),
+                "For drafts: only clearly weak answers or clearly guessed critical tokens.",
+            ),
+            Policy(
+                "quantile",
+                s
+                + (
+                    Rule(
+                        "q10-publish-bar",
+                        "prob_q10",
+                        "review",
+                        below=0.3,
+                        why="10th percentile of token probability: does not drift with length",
+                    ),
+                    Rule(
+                        "q25-reject-bar",
+                        "prob_q25",
+                        "reject",
+                        below=0.3,
+                        why="a quarter of the tokens were coin flips",
+                    ),
+                    Rule("weak-critical", "critical_min_prob", "review", below=0.3, why=crit),
+                ),
+                "Length-robust: quantiles of token probability instead of sum/mean.",
+            ),
+            Policy(
+                "calibrated",
+                s
+                + (
+                    Rule(
+                        "confidence-publish-bar",
+                        CONFIDENCE,
+                        "review",
+                        below=0.8,
+                        why="calibrated P(correct) under 0.8",
+                    ),
+                    Rule(
+                        "confidence-reject-bar",
+                        CONFIDENCE,
+                        "reject",
+                        below=0.5,
+                        why="calibrated P(correct) under 0.5: more likely wrong than right",
+                    ),
+                ),
+                "Thresholds on a calibrated probability; needs a confidence_transform.",
+            ),
+        )
+    }
 
 
 BUILTIN_POLICIES: Mapping[str, Policy] = _builtin()
@@ -224,13 +308,21 @@ def _rule_from_dict(d: Any, where: str) -> Rule:
     comp = "below" if "below" in d else "above"
     name = d.get("name") or f"{d.get('metric')}-{comp}-{d.get(comp)}"
     try:
-        return Rule(name=name, metric=d.get("metric", ""), action=d.get("action", ""),
-                    below=d.get("below"), above=d.get("above"), why=str(d.get("why", "")))
+        return Rule(
+            name=name,
+            metric=d.get("metric", ""),
+            action=d.get("action", ""),
+            below=d.get("below"),
+            above=d.get("above"),
+            why=str(d.get("why", "")),
+        )
     except InvalidRequestError as e:  # re-label with the position in the file
         raise _bad(where, e.message) from None
 
 
-def _merge_rules(base: Sequence[Rule], disable: Sequence[str], new: Sequence[Rule]) -> tuple[Rule, ...]:
+def _merge_rules(
+    base: Sequence[Rule], disable: Sequence[str], new: Sequence[Rule]
+) -> tuple[Rule, ...]:
     unknown = [n for n in disable if n not in {r.name for r in base}]
     if unknown:
         raise _bad("disable", f"no inherited rules named {unknown}")
@@ -275,7 +367,9 @@ def load_policy(path: str | Path) -> Policy:
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidRequestError(f"cannot read policy file {p}: {e}", param="config") from None
     except tomllib.TOMLDecodeError as e:
-        raise InvalidRequestError(f"policy file {p} is not valid TOML: {e}", param="config") from None
+        raise InvalidRequestError(
+            f"policy file {p} is not valid TOML: {e}", param="config"
+        ) from None
     try:
         policy = policy_from_dict(data)
     except InvalidRequestError as e:

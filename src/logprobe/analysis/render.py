@@ -13,8 +13,8 @@ from typing import Any
 
 from rich.text import Text
 
-from ..types import TokenLogprob
 from .._json import json_safe
+from ..types import TokenLogprob
 from .analyzer import Analysis, analyze
 from .sequence import Analyzable
 from .tokens import clean_alternatives, same_token
@@ -58,20 +58,36 @@ def token_view(obj: Analyzable | Analysis | Sequence[TokenLogprob]) -> list[dict
     for t, s, (c0, c1) in zip(a.tokens, a.stats, a.layout.token_chars, strict=True):
         b = bucket(s.prob)
         alts = [
-            {"token": x.token, "bytes": None if x.bytes is None else list(x.bytes),
-             "logprob": x.logprob, "prob": x.prob,
-             "chosen": same_token(t, x)}
+            {
+                "token": x.token,
+                "bytes": None if x.bytes is None else list(x.bytes),
+                "logprob": x.logprob,
+                "prob": x.prob,
+                "chosen": same_token(t, x),
+            }
             for x in clean_alternatives(t.top_logprobs)
         ]
-        view.append({
-            "index": s.index, "text": a.layout.text[c0:c1], "token": t.token,
-            "bytes": None if t.bytes is None else list(t.bytes),
-            "logprob": s.logprob, "prob": s.prob, "rank": s.rank, "margin": s.margin,
-            "entropy": s.entropy, "entropy_exact": s.entropy_exact, "status": s.status,
-            "bucket": b, "color": UNKNOWN_COLOR if b is None else BUCKETS[b][1],
-            "word": word.get(s.index), "critical": critical.get(s.index),
-            "low_span": s.index in low, "alternatives": alts,
-        })
+        view.append(
+            {
+                "index": s.index,
+                "text": a.layout.text[c0:c1],
+                "token": t.token,
+                "bytes": None if t.bytes is None else list(t.bytes),
+                "logprob": s.logprob,
+                "prob": s.prob,
+                "rank": s.rank,
+                "margin": s.margin,
+                "entropy": s.entropy,
+                "entropy_exact": s.entropy_exact,
+                "status": s.status,
+                "bucket": b,
+                "color": UNKNOWN_COLOR if b is None else BUCKETS[b][1],
+                "word": word.get(s.index),
+                "critical": critical.get(s.index),
+                "low_span": s.index in low,
+                "alternatives": alts,
+            }
+        )
     return json_safe(view)
 
 
@@ -81,6 +97,7 @@ def legend_items() -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- terminal (rich)
+
 
 def render_terminal(obj: Analyzable | Analysis | Sequence[TokenLogprob]) -> Text:
     """The text with each token's background coloured by its probability."""
@@ -132,9 +149,11 @@ def _num(x: float | None, fmt: str) -> str:
 
 
 def _tip(v: dict[str, Any]) -> str:
-    head = (f"p={_num(v['prob'], '.4f')} logprob={_num(v['logprob'], '.3f')} "
-            f"rank={v['rank'] if v['rank'] is not None else 'n/a'} "
-            f"{'H' if v['entropy_exact'] else 'H≥'}={_num(v['entropy'], '.3f')}")
+    head = (
+        f"p={_num(v['prob'], '.4f')} logprob={_num(v['logprob'], '.3f')} "
+        f"rank={v['rank'] if v['rank'] is not None else 'n/a'} "
+        f"{'H' if v['entropy_exact'] else 'H≥'}={_num(v['entropy'], '.3f')}"
+    )
     if v["critical"]:
         head += f" [{v['critical']}]"
     chosen = ' class="lp-chosen"'
@@ -148,8 +167,9 @@ def _tip(v: dict[str, Any]) -> str:
 
 
 def _legend_html() -> str:
-    items = "".join(f'<span style="background:{c}">{html.escape(label)}</span>'
-                    for c, label in legend_items())
+    items = "".join(
+        f'<span style="background:{c}">{html.escape(label)}</span>' for c, label in legend_items()
+    )
     return f'<div class="lp-legend">{items}<u>underlined</u>: critical; dashed: low span</div>'
 
 
@@ -157,16 +177,22 @@ def render_html_fragment(obj: Analyzable | Analysis | Sequence[TokenLogprob]) ->
     """The legend and the highlighted text as an HTML fragment (needs :data:`HTML_CSS`)."""
     parts = []
     for v in token_view(obj):
-        cls = "lp-tok" + (" lp-crit" if v["critical"] else "") + (" lp-low" if v["low_span"] else "")
-        parts.append(f'<span class="{cls}" tabindex="0" style="background:{v["color"]}">'
-                     f'{html.escape(v["text"])}{_tip(v)}</span>')
+        cls = (
+            "lp-tok" + (" lp-crit" if v["critical"] else "") + (" lp-low" if v["low_span"] else "")
+        )
+        parts.append(
+            f'<span class="{cls}" tabindex="0" style="background:{v["color"]}">'
+            f"{html.escape(v['text'])}{_tip(v)}</span>"
+        )
     return f'{_legend_html()}<div class="lp-view">{"".join(parts)}</div>'
 
 
 HTML_CSS = _CSS
 
 
-def render_html(obj: Analyzable | Analysis | Sequence[TokenLogprob], *, title: str = "logprobe") -> str:
+def render_html(
+    obj: Analyzable | Analysis | Sequence[TokenLogprob], *, title: str = "logprobe"
+) -> str:
     """A self-contained HTML page (inline CSS, no script, no external resource) highlighting
     each token by probability, with its alternatives shown on hover or keyboard focus."""
     return (

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..types import TokenLogprob
 from .._json import json_safe
+from ..types import TokenLogprob
 from .gate import ConfidenceTransform, Decision, gate
 from .policy import Policy
 from .render import legend, render_terminal
@@ -73,8 +73,13 @@ def _span_table(title: str, spans: Sequence[Span]) -> Table:
     for col in ("kind", "text", "tokens", "prob", "min token prob"):
         table.add_column(col)
     for s in spans:
-        table.add_row(s.kind, Text(repr(s.text)), f"{s.token_start}-{s.token_end}",
-                      _fmt(s.prob, ".4f"), _fmt(s.min_prob, ".4f"))
+        table.add_row(
+            s.kind,
+            Text(repr(s.text)),
+            f"{s.token_start}-{s.token_end}",
+            _fmt(s.prob, ".4f"),
+            _fmt(s.min_prob, ".4f"),
+        )
     return table
 
 
@@ -101,5 +106,7 @@ def print_report(
     console.print(head)
     for r in d.reasons:
         where = ", ".join(repr(s.text) for s in r.spans)
-        console.print(Text(f"  - [{r.action}] {r.rule}: {r.message}" + (f" at {where}" if where else "")))
+        console.print(
+            Text(f"  - [{r.action}] {r.rule}: {r.message}" + (f" at {where}" if where else ""))
+        )
     return d

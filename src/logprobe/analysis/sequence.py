@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from .._json import json_safe
 from ..errors import InvalidRequestError
 from ..types import Choice, Completion, ScoredText, TokenLogprob
-from .._json import json_safe
 from ._layout import token_raw
 from .tokens import TokenStats, all_token_stats
 
@@ -204,7 +204,9 @@ def summarize_stats(
 
 def _check_options(first_k: int, low_prob: float) -> None:
     if isinstance(first_k, bool) or not isinstance(first_k, int) or first_k < 1:
-        raise InvalidRequestError(f"first_k must be an integer >= 1, got {first_k!r}", param="first_k")
+        raise InvalidRequestError(
+            f"first_k must be an integer >= 1, got {first_k!r}", param="first_k"
+        )
     if not isinstance(low_prob, (int, float)) or not 0.0 < float(low_prob) <= 1.0:
         raise InvalidRequestError(f"low_prob must be in (0, 1], got {low_prob!r}", param="low_prob")
 

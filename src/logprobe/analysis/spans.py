@@ -75,7 +75,11 @@ class Span:
 
     @property
     def mean_logprob(self) -> float | None:
-        return None if self.sum_logprob is None or not self.n_scored else self.sum_logprob / self.n_scored
+        return (
+            None
+            if self.sum_logprob is None or not self.n_scored
+            else self.sum_logprob / self.n_scored
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(
@@ -94,7 +98,9 @@ class Span:
         )
 
 
-def _confidence(stats: Sequence[TokenStats], start: int, end: int) -> tuple[float | None, float | None, int]:
+def _confidence(
+    stats: Sequence[TokenStats], start: int, end: int
+) -> tuple[float | None, float | None, int]:
     """(sum logprob, min prob, n scored) of tokens [start, end); sum is None if any is unscored."""
     part = stats[start:end]
     scored = [s for s in part if s.logprob is not None]
@@ -103,8 +109,15 @@ def _confidence(stats: Sequence[TokenStats], start: int, end: int) -> tuple[floa
     return total, min_p, len(scored)
 
 
-def make_span(kind: str, lay: Layout, stats: Sequence[TokenStats], t0: int, t1: int,
-              c0: int | None = None, c1: int | None = None) -> Span:
+def make_span(
+    kind: str,
+    lay: Layout,
+    stats: Sequence[TokenStats],
+    t0: int,
+    t1: int,
+    c0: int | None = None,
+    c1: int | None = None,
+) -> Span:
     """A :class:`Span` over tokens [t0, t1); characters default to those tokens' characters
     without surrounding whitespace."""
     if c0 is None or c1 is None:
@@ -151,7 +164,9 @@ def _is_low(w: Word, threshold: float) -> bool:
 
 
 def low_confidence_spans(
-    lay: Layout, stats: Sequence[TokenStats], words: Sequence[Word],
+    lay: Layout,
+    stats: Sequence[TokenStats],
+    words: Sequence[Word],
     threshold: float = DEFAULT_SPAN_PROB,
 ) -> list[Span]:
     """Maximal runs of words with probability below ``threshold``, in text order."""
@@ -166,8 +181,17 @@ def low_confidence_spans(
     spans = []
     for w0, w1 in runs:
         first, last = words[w0], words[w1 - 1]
-        spans.append(make_span("low", lay, stats, first.token_start, last.token_end,
-                               first.char_start, last.char_end))
+        spans.append(
+            make_span(
+                "low",
+                lay,
+                stats,
+                first.token_start,
+                last.token_end,
+                first.char_start,
+                last.char_end,
+            )
+        )
     return spans
 
 

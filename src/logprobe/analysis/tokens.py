@@ -153,7 +153,9 @@ class TokenStats:
         )
 
 
-def _rank(t: TokenLogprob, lp: float | None, alts: list[Alternative], chosen_listed: bool) -> int | None:
+def _rank(
+    t: TokenLogprob, lp: float | None, alts: list[Alternative], chosen_listed: bool
+) -> int | None:
     if t.rank is not None and t.rank >= 1:
         return int(t.rank)
     if lp is None or not alts or not chosen_listed:

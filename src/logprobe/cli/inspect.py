@@ -22,16 +22,23 @@ from ._output import print_json, stderr, stdout, token_table
 FileArg = Annotated[str, typer.Argument(help="Response file (JSON, JSONL or SSE), or - for stdin.")]
 ProviderOpt = Annotated[
     str | None,
-    typer.Option("--provider", "-p",
-                 help=f"Payload shape (default: detected): {', '.join(PROVIDERS)}."),
+    typer.Option(
+        "--provider", "-p", help=f"Payload shape (default: detected): {', '.join(PROVIDERS)}."
+    ),
 ]
-JsonOpt = Annotated[bool, typer.Option(
-    "--json", help="Print the neutral structure with each choice's confidence report as JSON.")]
-TopOpt = Annotated[int, typer.Option("--top", "-n", min=0, max=20,
-                                     help="Alternatives shown per token.")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print the neutral structure with each choice's confidence report as JSON."
+    ),
+]
+TopOpt = Annotated[
+    int, typer.Option("--top", "-n", min=0, max=20, help="Alternatives shown per token.")
+]
 ChoiceOpt = Annotated[int | None, typer.Option("--choice", help="Show only this choice index.")]
-PromptOpt = Annotated[bool, typer.Option("--prompt/--no-prompt",
-                                         help="Also show prompt tokens (echo / prefill).")]
+PromptOpt = Annotated[
+    bool, typer.Option("--prompt/--no-prompt", help="Also show prompt tokens (echo / prefill).")
+]
 
 
 def read_input(source: str) -> str:
@@ -43,17 +50,25 @@ def read_input(source: str) -> str:
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise InvalidRequestError(f"cannot read {source}: {e.strerror or e}",
-                                      param="file") from None
+            raise InvalidRequestError(
+                f"cannot read {source}: {e.strerror or e}", param="file"
+            ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InvalidRequestError(f"{source} is not UTF-8 text (byte {e.start})",
-                                  param="file") from None
+        raise InvalidRequestError(
+            f"{source} is not UTF-8 text (byte {e.start})", param="file"
+        ) from None
 
 
-def inspect_command(file: FileArg, provider: ProviderOpt = None, json_out: JsonOpt = False,
-                    top: TopOpt = 3, choice: ChoiceOpt = None, prompt: PromptOpt = False) -> None:
+def inspect_command(
+    file: FileArg,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+    top: TopOpt = 3,
+    choice: ChoiceOpt = None,
+    prompt: PromptOpt = False,
+) -> None:
     """Read any provider's response and show its tokens, logprobs and confidence."""
     result = normalize_with_notes(read_input(file), provider)
     for note in result.notes:
@@ -68,15 +83,20 @@ def inspect_command(file: FileArg, provider: ProviderOpt = None, json_out: JsonO
         if not choices:
             raise InvalidRequestError(
                 f"no choice {choice}; the payload has {[c.index for c in comp.choices]}",
-                param="choice")
-    stdout.print(f"provider: {result.provider}   model: {comp.model or '?'}   "
-                 f"choices: {len(comp.choices)}   logprobs: {comp.logprob_mode}", markup=False)
+                param="choice",
+            )
+    stdout.print(
+        f"provider: {result.provider}   model: {comp.model or '?'}   "
+        f"choices: {len(comp.choices)}   logprobs: {comp.logprob_mode}",
+        markup=False,
+    )
     for c in choices:
         _show_choice(c, top, prompt)
 
 
-def inspect_dict(data: dict[str, Any], choices: Sequence[Choice], notes: Sequence[str]
-                 ) -> dict[str, Any]:
+def inspect_dict(
+    data: dict[str, Any], choices: Sequence[Choice], notes: Sequence[str]
+) -> dict[str, Any]:
     """``data`` (a Completion's dict) with each choice's report beside its tokens, and the notes.
 
     ``Completion.from_dict`` ignores the added keys, so the output still reads back."""
@@ -99,12 +119,22 @@ def _show_choice(c: Choice, top: int, prompt: bool) -> None:
     """Token tables of one choice and a summary of its generated tokens (of its prompt tokens
     when there are none, as for a pure ``echo`` scoring request)."""
     if c.prompt_tokens and (prompt or not c.tokens):
-        stdout.print(token_table(c.prompt_tokens, top_n=top,
-                                 title=f"choice {c.index}: {len(c.prompt_tokens)} prompt tokens"))
+        stdout.print(
+            token_table(
+                c.prompt_tokens,
+                top_n=top,
+                title=f"choice {c.index}: {len(c.prompt_tokens)} prompt tokens",
+            )
+        )
     if c.tokens or not c.prompt_tokens:
-        stdout.print(token_table(c.tokens, top_n=top,
-                                 title=f"choice {c.index}: {len(c.tokens)} tokens, finish "
-                                 f"{c.finish_reason or 'unknown'}"))
+        stdout.print(
+            token_table(
+                c.tokens,
+                top_n=top,
+                title=f"choice {c.index}: {len(c.tokens)} tokens, finish "
+                f"{c.finish_reason or 'unknown'}",
+            )
+        )
     tokens = _analysed_tokens(c)
     if _scored(tokens):
         print_report(stdout, list(tokens))

@@ -3,9 +3,9 @@
 Servers that call themselves OpenAI-compatible differ exactly where logprobs are concerned:
 some return none unless alternatives are requested, cap or ignore ``top_logprobs``, silently
 return one choice for ``n=2``, drop logprobs when streaming, or echo prompt logprobs shifted by
-one position. Probing tells the caller up front instead of failing (or misleading) later. The probe only
-reads the engine (its requests go out with what the engine knows so far); the engine records the
-result in its :class:`~._quirks.ServerQuirks`.
+one position. Probing tells the caller up front instead of failing (or misleading) later. The
+probe only reads the engine (its requests go out with what the engine knows so far); the engine
+records the result in its :class:`~._quirks.ServerQuirks`.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ class ServerCapabilities:
 
 
 def _post(eng: RemoteEngine, route: str, body: dict[str, Any]) -> Completion:
-    return normalize_with_notes(eng.http.post_json(route, body, retries=0),
-                                require_logprobs=False).completion
+    return normalize_with_notes(
+        eng.http.post_json(route, body, retries=0), require_logprobs=False
+    ).completion
 
 
 def _params(**kw: Any) -> GenerationParams:
@@ -89,8 +90,7 @@ def _body(eng: RemoteEngine, route: str, p: GenerationParams) -> dict[str, Any]:
     return eng.completion_body("Hello", p)
 
 
-def _probe_logprobs(eng: RemoteEngine, found: dict[str, Any], problems: list[str]
-                    ) -> str | None:
+def _probe_logprobs(eng: RemoteEngine, found: dict[str, Any], problems: list[str]) -> str | None:
     """Try chat and completions; the first route that returns logprobs, or ``None``."""
     best = None
     for route, key in (("/chat/completions", "chat"), ("/completions", "completions")):

@@ -46,8 +46,9 @@ class ServerQuirks:
 
     def record_probe(self, caps: ServerCapabilities) -> None:
         """Adopt what a probe found (it asked the server directly, so it overrides guesses)."""
-        echo_problem = next((p.removeprefix("echo: ") for p in caps.problems
-                             if p.startswith("echo: ")), "")
+        echo_problem = next(
+            (p.removeprefix("echo: ") for p in caps.problems if p.startswith("echo: ")), ""
+        )
         with self._lock:
             self.capabilities = caps
             self.echo_ok, self.echo_problem = caps.echo, echo_problem

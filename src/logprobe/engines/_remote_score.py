@@ -29,47 +29,60 @@ ECHO_TOLERANCE = 0.05
 """Nats by which an echoed logprob may differ from the generated one (batch numerics differ)."""
 
 
-def score_texts(eng: RemoteEngine, prompt: Prompt | None, texts: Sequence[str], top: int
-                ) -> list[ScoredText]:
+def score_texts(
+    eng: RemoteEngine, prompt: Prompt | None, texts: Sequence[str], top: int
+) -> list[ScoredText]:
     """Teacher-forced tokens of each text after ``prompt`` (arguments and echo checked first
     by the engine)."""
     ptext = prompt if isinstance(prompt, str) else ""
     fulls = [ptext + t for t in texts]
     choices = echo_tokens(eng, fulls, top)
-    return [_split(ptext if prompt is not None else None, t, toks, top)
-            for t, toks in zip(texts, choices, strict=True)]
+    return [
+        _split(ptext if prompt is not None else None, t, toks, top)
+        for t, toks in zip(texts, choices, strict=True)
+    ]
 
 
-def check_args(max_logprobs: int, prompt: Prompt | None, texts: Sequence[str], top: int
-               ) -> None:
+def check_args(max_logprobs: int, prompt: Prompt | None, texts: Sequence[str], top: int) -> None:
     if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= max_logprobs:
         raise InvalidRequestError(
-            f"top_logprobs must be an integer between 0 and {max_logprobs}",
-            param="top_logprobs")
+            f"top_logprobs must be an integer between 0 and {max_logprobs}", param="top_logprobs"
+        )
     if prompt is not None and not isinstance(prompt, str):
-        raise InvalidRequestError("remote scoring takes a text prompt, not token ids",
-                                  param="prompt")
+        raise InvalidRequestError(
+            "remote scoring takes a text prompt, not token ids", param="prompt"
+        )
     for t in texts:
         if not isinstance(t, str) or not t:
-            raise InvalidRequestError("the text to score must be a non-empty string",
-                                      param="text")
+            raise InvalidRequestError("the text to score must be a non-empty string", param="text")
 
 
-def echo_tokens(eng: RemoteEngine, fulls: Sequence[str], top: int,
-                retries: int | None = None) -> list[list[TokenLogprob]]:
+def echo_tokens(
+    eng: RemoteEngine, fulls: Sequence[str], top: int, retries: int | None = None
+) -> list[list[TokenLogprob]]:
     """Echoed tokens of each text (prompt tokens, then at most one generated token)."""
+
     def body(prompt: str | list[str]) -> dict[str, Any]:
-        return {"model": eng.model_name, "prompt": prompt, "max_tokens": 1, "temperature": 0,
-                "echo": True, "logprobs": max(top, 1)}
+        return {
+            "model": eng.model_name,
+            "prompt": prompt,
+            "max_tokens": 1,
+            "temperature": 0,
+            "echo": True,
+            "logprobs": max(top, 1),
+        }
 
     if len(fulls) > 1:
         try:
-            return _choices_tokens(eng.http.post_json("/completions", body(list(fulls)),
-                                                      retries=0), len(fulls))
+            return _choices_tokens(
+                eng.http.post_json("/completions", body(list(fulls)), retries=0), len(fulls)
+            )
         except LogprobeError:
             pass  # no batch support (llama-cpp-python answers 500): one request each
-    return [_choices_tokens(eng.http.post_json("/completions", body(f), retries=retries), 1)[0]
-            for f in fulls]
+    return [
+        _choices_tokens(eng.http.post_json("/completions", body(f), retries=retries), 1)[0]
+        for f in fulls
+    ]
 
 
 def _choices_tokens(payload: Any, expected: int) -> list[list[TokenLogprob]]:
@@ -86,8 +99,9 @@ def _choices_tokens(payload: Any, expected: int) -> list[list[TokenLogprob]]:
             raise ProviderError(f"echo returned a choice with index {index!r}")
         lp = co.get("logprobs")
         if lp is None:
-            raise InvalidRequestError("the server returned no logprobs for an echo request",
-                                      param="echo")
+            raise InvalidRequestError(
+                "the server returned no logprobs for an echo request", param="echo"
+            )
         out[index] = read_parallel(lp, at(at("choices", i), "logprobs"), ctx)[0]
     return out
 
@@ -97,8 +111,10 @@ def _split(prompt: str | None, text: str, toks: list[TokenLogprob], top: int) ->
     while toks and toks[0].token == "" and not toks[0].bytes:  # BOS: context only
         toks = toks[1:]
     if any(t.bytes is None for t in toks):
-        raise ProviderError("the server's echoed tokens lack exact bytes; the text cannot be "
-                            "split from the prompt reliably")
+        raise ProviderError(
+            "the server's echoed tokens lack exact bytes; the text cannot be "
+            "split from the prompt reliably"
+        )
     p_len = len((prompt or "").encode("utf-8"))
     end = p_len + len(text.encode("utf-8"))
     pos = 0
@@ -111,22 +127,33 @@ def _split(prompt: str | None, text: str, toks: list[TokenLogprob], top: int) ->
             raise InvalidRequestError(
                 f"the server tokenized the prompt and text together with token {t.token!r} "
                 "spanning both; end the prompt with a space or start the text with one",
-                param="text")
+                param="text",
+            )
         elif start < end:
-            picked.append(t if len(t.top_logprobs) <= top else
-                          TokenLogprob(t.token, t.bytes, t.logprob, t.id, t.rank,
-                                       t.top_logprobs[:top], t.entropy))
+            picked.append(
+                t
+                if len(t.top_logprobs) <= top
+                else TokenLogprob(
+                    t.token, t.bytes, t.logprob, t.id, t.rank, t.top_logprobs[:top], t.entropy
+                )
+            )
     if b"".join(t.bytes or b"" for t in picked) != text.encode("utf-8"):
         raise ProviderError("the echoed tokens do not rebuild the scored text")
-    return ScoredText(text=text, tokens=tuple(picked), prompt=prompt,
-                      prompt_token_count=prompt_count)
+    return ScoredText(
+        text=text, tokens=tuple(picked), prompt=prompt, prompt_token_count=prompt_count
+    )
 
 
 def check_echo(eng: RemoteEngine) -> tuple[bool, str]:
     """Generate one greedy token after a fixed prompt, then echo prompt + that token: the
     echoed logprob of the token must equal the generated one."""
-    body = {"model": eng.model_name, "prompt": CHECK_PROMPT, "max_tokens": 1, "temperature": 0,
-            "logprobs": 1}
+    body = {
+        "model": eng.model_name,
+        "prompt": CHECK_PROMPT,
+        "max_tokens": 1,
+        "temperature": 0,
+        "logprobs": 1,
+    }
     try:
         gen = normalize_with_notes(eng.http.post_json("/completions", body, retries=0))
         tok = gen.completion.tokens[0]
@@ -143,20 +170,22 @@ def check_echo(eng: RemoteEngine) -> tuple[bool, str]:
             if abs(t.logprob - tok.logprob) > max(ECHO_TOLERANCE, 0.01 * abs(tok.logprob)):
                 return False, (
                     f"echoed logprob {t.logprob:.4f} of {t.token!r} disagrees with the "
-                    f"generated {tok.logprob:.4f} (prompt logprobs misaligned by a position)")
+                    f"generated {tok.logprob:.4f} (prompt logprobs misaligned by a position)"
+                )
             return True, ""
     return False, "the echoed tokens did not line up with the generated token"
 
 
 _TOKENIZE_ROUTES: tuple[tuple[str, str], ...] = (
-    ("/tokenize", "vllm"),           # vLLM and logprobe: {model, prompt, add_special_tokens}
-    ("/tokenize", "llamacpp"),       # llama.cpp server: {content, add_special, parse_special}
+    ("/tokenize", "vllm"),  # vLLM and logprobe: {model, prompt, add_special_tokens}
+    ("/tokenize", "llamacpp"),  # llama.cpp server: {content, add_special, parse_special}
     ("/extras/tokenize", "lcpp-py"),  # llama-cpp-python: {input, model}
 )
 
 
-def _tokenize_body(kind: str, eng: RemoteEngine, text: str, add_bos: bool, special: bool
-                   ) -> dict[str, Any]:
+def _tokenize_body(
+    kind: str, eng: RemoteEngine, text: str, add_bos: bool, special: bool
+) -> dict[str, Any]:
     if kind == "vllm":
         return {"model": eng.model_name, "prompt": text, "add_special_tokens": add_bos}
     if kind == "llamacpp":
@@ -164,8 +193,9 @@ def _tokenize_body(kind: str, eng: RemoteEngine, text: str, add_bos: bool, speci
     return {"input": text, "model": eng.model_name}
 
 
-def tokenize(eng: RemoteEngine, text: str, *, add_bos: bool, special: bool,
-             known_route: str | None = None) -> tuple[list[int], str]:
+def tokenize(
+    eng: RemoteEngine, text: str, *, add_bos: bool, special: bool, known_route: str | None = None
+) -> tuple[list[int], str]:
     """Token ids of ``text`` and the kind of tokenize route that answered (only
     ``known_route`` is tried once one is known)."""
     if not isinstance(text, str):
@@ -173,9 +203,9 @@ def tokenize(eng: RemoteEngine, text: str, *, add_bos: bool, special: bool,
     routes = [r for r in _TOKENIZE_ROUTES if known_route in (None, r[1])]
     for route, kind in routes:
         try:
-            answer = eng.http.post_json(eng.root_url + route,
-                                        _tokenize_body(kind, eng, text, add_bos, special),
-                                        retries=0)
+            answer = eng.http.post_json(
+                eng.root_url + route, _tokenize_body(kind, eng, text, add_bos, special), retries=0
+            )
         except LogprobeError:
             continue
         ids = _token_ids(answer)
@@ -183,7 +213,9 @@ def tokenize(eng: RemoteEngine, text: str, *, add_bos: bool, special: bool,
             return ids, kind
     raise InvalidRequestError(
         f"tokenize is not supported remotely: {eng.root_url} has no tokenize endpoint "
-        "(tried /tokenize and /extras/tokenize)", param="tokenize")
+        "(tried /tokenize and /extras/tokenize)",
+        param="tokenize",
+    )
 
 
 def _token_ids(answer: Any) -> list[int] | None:

@@ -24,8 +24,14 @@ class _Restart(Exception):
     """The server sent text without logprobs before any event was yielded: ask again."""
 
 
-def stream_events(eng: RemoteEngine, route: str, body: dict[str, Any], p: GenerationParams,
-                  *, on_restart: Callable[[], None]) -> Iterator[StreamEvent]:
+def stream_events(
+    eng: RemoteEngine,
+    route: str,
+    body: dict[str, Any],
+    p: GenerationParams,
+    *,
+    on_restart: Callable[[], None],
+) -> Iterator[StreamEvent]:
     """Events of one streamed request; if the server streams text without logprobs for
     ``top_logprobs: 0`` before any event was yielded, ``on_restart()`` is called and the
     request is sent again asking for one alternative."""
@@ -38,11 +44,11 @@ def stream_events(eng: RemoteEngine, route: str, body: dict[str, Any], p: Genera
         yield from _attempt(eng, route, body, p, allow_restart=False)
 
 
-def _attempt(eng: RemoteEngine, route: str, body: dict[str, Any], p: GenerationParams, *,
-             allow_restart: bool) -> Iterator[StreamEvent]:
+def _attempt(
+    eng: RemoteEngine, route: str, body: dict[str, Any], p: GenerationParams, *, allow_restart: bool
+) -> Iterator[StreamEvent]:
     chat = route.endswith("/chat/completions")
-    ctx = Ctx(provider="openai_chat" if chat else "openai_completions",
-              require_logprobs=p.logprobs)
+    ctx = Ctx(provider="openai_chat" if chat else "openai_completions", require_logprobs=p.logprobs)
     read = openai_chat.chunk_deltas if chat else openai_completions.chunk_deltas
     finished: set[int] = set()
     done = False
@@ -58,15 +64,19 @@ def _attempt(eng: RemoteEngine, route: str, body: dict[str, Any], p: GenerationP
                         raise _Restart
                     raise NoLogprobsError(
                         f"{eng.base_url} streamed text without logprobs (chunk {n}); this "
-                        "server may not support logprobs when streaming", path=d.path)
+                        "server may not support logprobs when streaming",
+                        path=d.path,
+                    )
                 for event in delta_events(d, p.top_logprobs):
                     yielded = True
                     yield event
                 if d.finish_reason is not None:
                     finished.add(d.index)
     if not done and len(finished) < p.n:
-        raise ProviderError(f"{eng.http.url(route)} ended the stream before it was complete "
-                            f"({len(finished)} of {p.n} choices finished, no [DONE])")
+        raise ProviderError(
+            f"{eng.http.url(route)} ended the stream before it was complete "
+            f"({len(finished)} of {p.n} choices finished, no [DONE])"
+        )
 
 
 def _decode(data: str, n: int, url: str) -> Any:

@@ -63,7 +63,9 @@ class GenerationParams:
                 kw["stop"] = tuple(stop)
         if kw.get("logit_bias") is None:
             kw.pop("logit_bias", None)
-        p = cls(**{k: v for k, v in kw.items() if v is not None or k in ("seed", "prompt_logprobs")})
+        p = cls(
+            **{k: v for k, v in kw.items() if v is not None or k in ("seed", "prompt_logprobs")}
+        )
         p.validate(max_logprobs=max_logprobs)
         return p
 
@@ -152,7 +154,9 @@ def resolve_params(
     if unknown:
         raise InvalidRequestError(
             f"unknown generation option {unknown[0]!r}; expected one of "
-            f"{', '.join(sorted(_OPTION_NAMES))}", param=unknown[0])
+            f"{', '.join(sorted(_OPTION_NAMES))}",
+            param=unknown[0],
+        )
     given = {k: v for k, v in options.items() if v is not None}
     if params is None:
         return GenerationParams.make(max_logprobs=max_logprobs, **given)
@@ -163,7 +167,9 @@ def resolve_params(
             if mine != theirs:
                 raise InvalidRequestError(
                     f"{name}={mine!r} contradicts params.{name}={theirs!r}: give each option "
-                    "either in params or as a keyword", param=name)
+                    "either in params or as a keyword",
+                    param=name,
+                )
     params.validate(max_logprobs=max_logprobs)
     return params
 
@@ -194,11 +200,9 @@ class TokenConstraint(Protocol):
     def allowed(self) -> Any:  # numpy bool array (n_vocab,) or None
         ...
 
-    def advance(self, token_id: int) -> None:
-        ...
+    def advance(self, token_id: int) -> None: ...
 
-    def is_finished(self) -> bool:
-        ...
+    def is_finished(self) -> bool: ...
 
 
 @runtime_checkable
@@ -277,15 +281,15 @@ class Engine(Protocol):
         """Score several continuations of one shared prompt (the prompt is processed once)."""
         ...
 
-    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
-        ...
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]: ...
 
-    def render_chat(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
+    def render_chat(
+        self, messages: Sequence[Message], *, add_generation_prompt: bool = True
+    ) -> str:
         """The prompt text the chat template produces for ``messages``."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 @runtime_checkable

@@ -73,14 +73,19 @@ class RemoteEngine:
         if not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidRequestError("max_retries must be an integer >= 0", param="max_retries")
         if not timeout or timeout <= 0:
-            raise InvalidRequestError("timeout must be a positive number of seconds",
-                                      param="timeout")
+            raise InvalidRequestError(
+                "timeout must be a positive number of seconds", param="timeout"
+            )
         self.base_url, self.root_url = split_base_url(base_url)
         self.model_name = model
         self.max_logprobs = max_logprobs
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self.http = HttpClient(self.base_url, api_key=key, timeout=float(timeout),
-                               policy=RetryPolicy(max_retries=max_retries, backoff=backoff))
+        self.http = HttpClient(
+            self.base_url,
+            api_key=key,
+            timeout=float(timeout),
+            policy=RetryPolicy(max_retries=max_retries, backoff=backoff),
+        )
         self.quirks = ServerQuirks()
         """What this engine has learned about its server (changed only by this class)."""
 
@@ -103,8 +108,12 @@ class RemoteEngine:
     def sampling_body(self, p: GenerationParams) -> dict[str, Any]:
         """The request fields for ``p`` shared by chat and completions (extensions only when
         they differ from their defaults, since strict servers reject unknown fields)."""
-        body: dict[str, Any] = {"model": self.model_name, "max_tokens": p.max_tokens,
-                                "temperature": p.temperature, "n": p.n}
+        body: dict[str, Any] = {
+            "model": self.model_name,
+            "max_tokens": p.max_tokens,
+            "temperature": p.temperature,
+            "n": p.n,
+        }
         if p.top_p != 1.0:
             body["top_p"] = p.top_p
         if p.seed is not None:
@@ -137,19 +146,22 @@ class RemoteEngine:
             body["prompt_logprobs"] = p.prompt_logprobs
         return body
 
-    def completion_body(self, prompt: Prompt | Sequence[str], p: GenerationParams
-                        ) -> dict[str, Any]:
+    def completion_body(
+        self, prompt: Prompt | Sequence[str], p: GenerationParams
+    ) -> dict[str, Any]:
         body = self.sampling_body(p)
         body["prompt"] = prompt if isinstance(prompt, str) else list(prompt)
         if p.logprobs or p.prompt_logprobs is not None:
-            body["logprobs"] = max(p.top_logprobs, p.prompt_logprobs or 0,
-                                   self.quirks.min_top_logprobs)
+            body["logprobs"] = max(
+                p.top_logprobs, p.prompt_logprobs or 0, self.quirks.min_top_logprobs
+            )
         if p.prompt_logprobs is not None:
             body["echo"] = True
         return body
 
-    def _params(self, params: GenerationParams | None, options: GenerationOptions
-                ) -> GenerationParams:
+    def _params(
+        self, params: GenerationParams | None, options: GenerationOptions
+    ) -> GenerationParams:
         return resolve_params(params, max_logprobs=self.max_logprobs, **options)
 
     def _finish(self, payload: Any, p: GenerationParams) -> Completion:
@@ -157,22 +169,37 @@ class RemoteEngine:
         if len(comp.choices) != p.n:
             raise InvalidRequestError(
                 f"{self.base_url} returned {len(comp.choices)} choice(s) for n={p.n}: the server "
-                "does not support n > 1; make n separate requests instead", param="n")
+                "does not support n > 1; make n separate requests instead",
+                param="n",
+            )
         return trim_completion(comp, p)
 
-    def complete(self, prompt: Prompt, params: GenerationParams | None = None, *,
-                 constraint: Any = None, **options: Unpack[GenerationOptions]) -> Completion:
+    def complete(
+        self,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        constraint: Any = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Completion:
         """``POST /completions``; ``prompt_logprobs`` is served through ``echo``. Options go
         in ``params`` or as keywords (``top_logprobs=5, max_tokens=8``)."""
         _no_constraint(constraint)
         p = self._params(params, options)
         if not isinstance(prompt, str) and not all(isinstance(t, int) for t in prompt):
-            raise InvalidRequestError("prompt must be a string or a list of token ids",
-                                      param="prompt")
+            raise InvalidRequestError(
+                "prompt must be a string or a list of token ids", param="prompt"
+            )
         return self._request("/completions", lambda: self.completion_body(prompt, p), p)
 
-    def chat(self, messages: Sequence[Message], params: GenerationParams | None = None, *,
-             constraint: Any = None, **options: Unpack[GenerationOptions]) -> Completion:
+    def chat(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams | None = None,
+        *,
+        constraint: Any = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Completion:
         """``POST /chat/completions`` (options in ``params`` or as keywords)."""
         _no_constraint(constraint)
         p = self._params(params, options)
@@ -189,9 +216,15 @@ class RemoteEngine:
         self.quirks.require_alternatives()
         return self._finish(self.http.post_json(route, make_body()), p)
 
-    def stream(self, prompt: Prompt | None = None, params: GenerationParams | None = None, *,
-               messages: Sequence[Message] | None = None, constraint: Any = None,
-               **options: Unpack[GenerationOptions]) -> Iterator[StreamEvent]:
+    def stream(
+        self,
+        prompt: Prompt | None = None,
+        params: GenerationParams | None = None,
+        *,
+        messages: Sequence[Message] | None = None,
+        constraint: Any = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Iterator[StreamEvent]:
         """Token events parsed from the server's SSE stream; closing the iterator closes the
         connection (the server then cancels the generation)."""
         _no_constraint(constraint)
@@ -208,26 +241,36 @@ class RemoteEngine:
 
     # --- scoring ------------------------------------------------------------------------------
 
-    def score(self, text: str, *, prompt: Prompt | None = None, top_logprobs: int = 0,
-              messages: Sequence[Message] | None = None) -> ScoredText:
+    def score(
+        self,
+        text: str,
+        *,
+        prompt: Prompt | None = None,
+        top_logprobs: int = 0,
+        messages: Sequence[Message] | None = None,
+    ) -> ScoredText:
         """Teacher-forced logprobs of ``text`` via ``echo`` (the first token has no logprob
         without a prompt)."""
         if messages is not None:
             raise InvalidRequestError(
                 "scoring a reply to chat messages needs the chat template, which a remote "
-                "server does not expose; pass the rendered text as prompt", param="messages")
+                "server does not expose; pass the rendered text as prompt",
+                param="messages",
+            )
         return self._score(prompt, [text], top_logprobs)[0]
 
-    def score_continuations(self, prompt: Prompt, continuations: Sequence[str], *,
-                            top_logprobs: int = 0) -> list[ScoredText]:
+    def score_continuations(
+        self, prompt: Prompt, continuations: Sequence[str], *, top_logprobs: int = 0
+    ) -> list[ScoredText]:
         """Score each continuation after ``prompt`` (one batched request when the server
         accepts a list of prompts)."""
         if not continuations:
             raise InvalidRequestError("no continuations to score", param="continuations")
         return self._score(prompt, list(continuations), top_logprobs)
 
-    def _score(self, prompt: Prompt | None, texts: list[str], top_logprobs: int
-               ) -> list[ScoredText]:
+    def _score(
+        self, prompt: Prompt | None, texts: list[str], top_logprobs: int
+    ) -> list[ScoredText]:
         _remote_score.check_args(self.max_logprobs, prompt, texts, top_logprobs)
         self._ensure_echo()
         return _remote_score.score_texts(self, prompt, texts, top_logprobs)
@@ -239,23 +282,28 @@ class RemoteEngine:
         if not self.quirks.echo_ok:
             raise InvalidRequestError(
                 f"scoring needs prompt logprobs through echo, which {self.base_url} does not "
-                f"give reliably: {self.quirks.echo_problem}", param="echo")
+                f"give reliably: {self.quirks.echo_problem}",
+                param="echo",
+            )
 
     # --- tokens -------------------------------------------------------------------------------
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
         """Token ids from the server's tokenize endpoint (vLLM/logprobe ``/tokenize``,
         llama.cpp ``/tokenize``, llama-cpp-python ``/extras/tokenize``)."""
-        ids, route = _remote_score.tokenize(self, text, add_bos=add_bos, special=special,
-                                            known_route=self.quirks.tokenize_route)
+        ids, route = _remote_score.tokenize(
+            self, text, add_bos=add_bos, special=special, known_route=self.quirks.tokenize_route
+        )
         self.quirks.record_tokenize_route(route)
         return ids
 
-    def render_chat(self, messages: Sequence[Message], *, add_generation_prompt: bool = True
-                    ) -> str:
+    def render_chat(
+        self, messages: Sequence[Message], *, add_generation_prompt: bool = True
+    ) -> str:
         raise InvalidRequestError(
             "render_chat is not supported remotely: the server applies its own chat template",
-            param="messages")
+            param="messages",
+        )
 
     # --- capabilities -------------------------------------------------------------------------
 
@@ -282,24 +330,30 @@ def _no_constraint(constraint: Any) -> None:
     if constraint is not None:
         raise InvalidRequestError(
             "token constraints need the embedded engine; a remote server cannot take them",
-            param="constraint")
+            param="constraint",
+        )
 
 
 def trim_tokens(tokens: Sequence[TokenLogprob], keep: int) -> tuple[TokenLogprob, ...]:
     """Tokens with at most ``keep`` alternatives each (extra ones were only asked for to make a
     server answer at all)."""
-    return tuple(t if len(t.top_logprobs) <= keep else replace(t, top_logprobs=t.top_logprobs[
-        :keep]) for t in tokens)
+    return tuple(
+        t if len(t.top_logprobs) <= keep else replace(t, top_logprobs=t.top_logprobs[:keep])
+        for t in tokens
+    )
 
 
 def trim_completion(comp: Completion, p: GenerationParams) -> Completion:
     """``comp`` with no more alternatives than ``p`` asked for (servers send extra ones:
     llama-cpp-python returns one for ``top_logprobs: 0``)."""
     choices = tuple(
-        replace(c, tokens=trim_tokens(c.tokens, p.top_logprobs),
-                prompt_tokens=None if c.prompt_tokens is None else trim_tokens(
-                    c.prompt_tokens, p.prompt_logprobs or 0))
+        replace(
+            c,
+            tokens=trim_tokens(c.tokens, p.top_logprobs),
+            prompt_tokens=None
+            if c.prompt_tokens is None
+            else trim_tokens(c.prompt_tokens, p.prompt_logprobs or 0),
+        )
         for c in comp.choices
     )
     return replace(comp, choices=choices)
-

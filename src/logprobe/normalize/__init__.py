@@ -74,8 +74,9 @@ def normalize_with_notes(
     if name is None:
         name = detect_provider(payload)
         if provider is not None and not name.startswith("openai") and name != "vllm":
-            raise NormalizeError(f"provider 'openai' given, but the payload looks like {name}",
-                                 path="provider")
+            raise NormalizeError(
+                f"provider 'openai' given, but the payload looks like {name}", path="provider"
+            )
     ctx = Ctx(provider=name, require_logprobs=require_logprobs)
     completion = _PARSERS[name](payload, ctx)
     if completion.provider != name and name != "logprobe":
@@ -98,4 +99,3 @@ __all__ = [
     "normalize",
     "normalize_with_notes",
 ]
-

@@ -24,9 +24,11 @@ from .drain import DrainMiddleware
 from .errors import install_error_handlers
 from .limits import (
     DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_BOUNDS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_SEND_TIMEOUT_S,
     BodyLimitMiddleware,
+    RequestBounds,
     SendTimeoutMiddleware,
     check_request,
 )
@@ -80,13 +82,13 @@ async def models(request: Request) -> Response:
 
 @router.post("/v1/chat/completions", responses=openapi_doc.generation("chat.completion"))
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    check_request(body)
+    check_request(body, request.app.state.bounds)
     return await _recorded_first(await _serving(request).chat(body))
 
 
 @router.post("/v1/completions", responses=openapi_doc.generation("text_completion"))
 async def completions(body: CompletionRequest, request: Request) -> Response:
-    check_request(body)
+    check_request(body, request.app.state.bounds)
     return await _recorded_first(await _serving(request).completions(body))
 
 
@@ -135,6 +137,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
+    bounds: RequestBounds = DEFAULT_BOUNDS,
 ) -> FastAPI:
     """An OpenAI-compatible app serving ``engine`` (see :mod:`logprobe.server`).
 
@@ -143,7 +146,8 @@ def create_app(
     and ``run`` every request and response is recorded into that run. With ``api_key`` every
     route but ``/health`` needs it (:mod:`.auth`); bodies over ``max_body_bytes`` get a 413,
     bodies slower than ``body_timeout_s`` a 408, and a client that stops reading for
-    ``send_timeout_s`` loses its response (:mod:`.limits`).
+    ``send_timeout_s`` loses its response; ``bounds`` caps prompts, ``n``, ``logit_bias`` and
+    ``stop`` per request (:mod:`.limits`).
     """
     engine_cap = engine.max_logprobs
     if max_logprobs > engine_cap:
@@ -161,6 +165,7 @@ def create_app(
         engine, max_logprobs=min(max_logprobs, engine_cap), max_queue=max_queue, recorder=recorder
     )
     app.state.draining = False
+    app.state.bounds = bounds
     auth = KeyAuth(api_key)
     app.state.auth = auth
     install_error_handlers(app)

@@ -36,34 +36,44 @@ async def create_chat_completion(serving: Serving, req: ChatCompletionRequest) -
     messages = convert.chat_messages(req.messages)
     explicit = req.max_completion_tokens is not None or req.max_tokens is not None
     room = serving.n_ctx if explicit else await serving.chat_room(messages)
-    params = convert.chat_params(req, max_logprobs=serving.max_logprobs, n_vocab=serving.n_vocab,
-                                 default_max_tokens=room)
-    names = {"prompt": "messages", "max_tokens": "max_completion_tokens"
-             if req.max_completion_tokens is not None else "max_tokens"}
+    params = convert.chat_params(
+        req, max_logprobs=serving.max_logprobs, n_vocab=serving.n_vocab, default_max_tokens=room
+    )
+    names = {
+        "prompt": "messages",
+        "max_tokens": "max_completion_tokens"
+        if req.max_completion_tokens is not None
+        else "max_tokens",
+    }
     slot = serving.admission.acquire()
     rid, created = new_id("chatcmpl-"), int(time.time())
     try:
         if req.stream:
-            return await _stream(serving, req, messages, params, rid, created, names,
-                                 slot.release, started)
+            return await _stream(
+                serving, req, messages, params, rid, created, names, slot.release, started
+            )
         comp: Completion = await serving.run(lambda: serving.engine.chat(messages, params), names)
     except BaseException:
         slot.release()
         raise
     slot.release()
     body = chat_body(serving, comp, params, rid, created)
-    return json_response(body, serving.recording("chat.completions", messages, comp, params,
-                                                 started))
+    return json_response(
+        body, serving.recording("chat.completions", messages, comp, params, started)
+    )
 
 
-def chat_body(serving: Serving, comp: Completion, params: GenerationParams, rid: str,
-              created: int) -> dict[str, Any]:
+def chat_body(
+    serving: Serving, comp: Completion, params: GenerationParams, rid: str, created: int
+) -> dict[str, Any]:
     body = serving.base("chat.completion", rid, created)
     body["choices"] = [
-        {"index": c.index,
-         "message": {"role": "assistant", "content": c.text, "refusal": None},
-         "logprobs": chat_logprobs(c.tokens) if params.logprobs else None,
-         "finish_reason": c.finish_reason or "stop"}
+        {
+            "index": c.index,
+            "message": {"role": "assistant", "content": c.text, "refusal": None},
+            "logprobs": chat_logprobs(c.tokens) if params.logprobs else None,
+            "finish_reason": c.finish_reason or "stop",
+        }
         for c in comp.choices
     ]
     body["usage"] = comp.usage.to_dict()
@@ -74,8 +84,15 @@ def chat_body(serving: Serving, comp: Completion, params: GenerationParams, rid:
 
 
 async def _stream(
-    serving: Serving, req: ChatCompletionRequest, messages: Messages, params: GenerationParams,
-    rid: str, created: int, names: Mapping[str, str], release: Callable[[], None], started: float,
+    serving: Serving,
+    req: ChatCompletionRequest,
+    messages: Messages,
+    params: GenerationParams,
+    rid: str,
+    created: int,
+    names: Mapping[str, str],
+    release: Callable[[], None],
+    started: float,
 ) -> SSEResponse:
     engine = serving.engine
 
@@ -93,14 +110,30 @@ async def _stream(
 
 
 async def _frames(
-    serving: Serving, stream: PeekableStream, req: ChatCompletionRequest, messages: Messages,
-    params: GenerationParams, rid: str, created: int, started: float,
+    serving: Serving,
+    stream: PeekableStream,
+    req: ChatCompletionRequest,
+    messages: Messages,
+    params: GenerationParams,
+    rid: str,
+    created: int,
+    started: float,
 ) -> AsyncIterator[str]:
-    out = FrameWriter(serving.base("chat.completion.chunk", rid, created),
-                      include_usage=bool(req.stream_options and req.stream_options.include_usage))
+    out = FrameWriter(
+        serving.base("chat.completion.chunk", rid, created),
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+    )
     for i in range(params.n):
-        yield out.chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
-                          "logprobs": None, "finish_reason": None}])
+        yield out.chunk(
+            [
+                {
+                    "index": i,
+                    "delta": {"role": "assistant", "content": ""},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+            ]
+        )
     prompt_tokens = 0
     collected = StreamCollector(params.n)
     async for _, ev in stream:
@@ -113,8 +146,16 @@ async def _frames(
         logprobs = None
         if params.logprobs and ev.token is not None:
             logprobs = chat_logprobs([ev.token])
-        yield out.chunk([{"index": ev.index, "delta": delta, "logprobs": logprobs,
-                          "finish_reason": ev.finish_reason}])
+        yield out.chunk(
+            [
+                {
+                    "index": ev.index,
+                    "delta": delta,
+                    "logprobs": logprobs,
+                    "finish_reason": ev.finish_reason,
+                }
+            ]
+        )
     if out.include_usage:
         yield out.chunk([], Usage(prompt_tokens, collected.n_tokens).to_dict())
     yield out.done()

@@ -41,14 +41,14 @@ async def create_completion(serving: Serving, req: CompletionRequest) -> Respons
     started = time.perf_counter()
     serving.check_model(req.model)
     prompts = convert.completion_prompts(req.prompt, serving.n_vocab)
-    params = convert.completion_params(req, max_logprobs=serving.max_logprobs,
-                                       n_vocab=serving.n_vocab, default_max_tokens=16)
+    params = convert.completion_params(
+        req, max_logprobs=serving.max_logprobs, n_vocab=serving.n_vocab, default_max_tokens=16
+    )
     slot = serving.admission.acquire()
     rid, created = new_id("cmpl-"), int(time.time())
     try:
         if req.stream:
-            return await _stream(serving, req, prompts, params, rid, created, slot.release,
-                                 started)
+            return await _stream(serving, req, prompts, params, rid, created, slot.release, started)
         comps = await _complete_batch(serving, prompts, params)
     except BaseException:
         slot.release()
@@ -61,15 +61,21 @@ async def create_completion(serving: Serving, req: CompletionRequest) -> Respons
     return json_response(body, task)
 
 
-def _record_batch(serving: Serving, prompts: Sequence[PromptIn], comps: Sequence[Completion],
-                  params: GenerationParams, started: float) -> None:
+def _record_batch(
+    serving: Serving,
+    prompts: Sequence[PromptIn],
+    comps: Sequence[Completion],
+    params: GenerationParams,
+    started: float,
+) -> None:
     assert serving.recorder is not None
     for prompt, comp in zip(prompts, comps, strict=True):
         serving.recorder.record("completions", serving.prompt_text(prompt), comp, params, started)
 
 
-async def _complete_batch(serving: Serving, prompts: Sequence[PromptIn], params: GenerationParams
-                          ) -> list[Completion]:
+async def _complete_batch(
+    serving: Serving, prompts: Sequence[PromptIn], params: GenerationParams
+) -> list[Completion]:
     """All prompts of a batch at once: the engine decodes them together."""
     results: list[Completion | None] = [None] * len(prompts)
     failures: list[Exception] = []
@@ -89,8 +95,13 @@ async def _complete_batch(serving: Serving, prompts: Sequence[PromptIn], params:
 
 
 def completion_body(
-    serving: Serving, req: CompletionRequest, prompts: Sequence[PromptIn],
-    comps: Sequence[Completion], params: GenerationParams, rid: str, created: int,
+    serving: Serving,
+    req: CompletionRequest,
+    prompts: Sequence[PromptIn],
+    comps: Sequence[Completion],
+    params: GenerationParams,
+    rid: str,
+    created: int,
 ) -> dict[str, Any]:
     choices = []
     n_prompt, n_completion = 0, 0
@@ -108,10 +119,11 @@ def completion_body(
             choice: dict[str, Any] = {
                 "index": p_idx * params.n + c.index,
                 "text": (ptext + c.text) if req.echo else c.text,
-                "logprobs": logprobs, "finish_reason": c.finish_reason or "length"}
+                "logprobs": logprobs,
+                "finish_reason": c.finish_reason or "length",
+            }
             if req.prompt_logprobs is not None:
-                choice["prompt_logprobs"] = vllm_prompt_logprobs(prompt_tokens,
-                                                                 req.prompt_logprobs)
+                choice["prompt_logprobs"] = vllm_prompt_logprobs(prompt_tokens, req.prompt_logprobs)
             choices.append(choice)
     body = serving.base("text_completion", rid, created)
     body["choices"] = sorted(choices, key=lambda c: c["index"])
@@ -120,8 +132,13 @@ def completion_body(
 
 
 async def _stream(
-    serving: Serving, req: CompletionRequest, prompts: Sequence[PromptIn],
-    params: GenerationParams, rid: str, created: int, release: Callable[[], None],
+    serving: Serving,
+    req: CompletionRequest,
+    prompts: Sequence[PromptIn],
+    params: GenerationParams,
+    rid: str,
+    created: int,
+    release: Callable[[], None],
     started: float,
 ) -> SSEResponse:
     engine = serving.engine
@@ -144,6 +161,7 @@ async def _stream(
                 close_iterator(events)
             ids = prompt if isinstance(prompt, list) else engine.tokenize(prompt, add_bos=True)
             yield PromptCount(len(ids))
+
         return factory
 
     stream = await serving.open_stream([make(p) for p in prompts], NAMES)
@@ -152,11 +170,19 @@ async def _stream(
 
 
 async def _frames(
-    serving: Serving, stream: PeekableStream, req: CompletionRequest, prompts: Sequence[PromptIn],
-    params: GenerationParams, rid: str, created: int, started: float,
+    serving: Serving,
+    stream: PeekableStream,
+    req: CompletionRequest,
+    prompts: Sequence[PromptIn],
+    params: GenerationParams,
+    rid: str,
+    created: int,
+    started: float,
 ) -> AsyncIterator[str]:
-    out = FrameWriter(serving.base("text_completion", rid, created),
-                      include_usage=bool(req.stream_options and req.stream_options.include_usage))
+    out = FrameWriter(
+        serving.base("text_completion", rid, created),
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+    )
     n, total = params.n, len(prompts) * params.n
     ptexts = [serving.prompt_text(p) for p in prompts]
     offsets = [TextOffsets(0 if req.echo else len(ptexts[i // n])) for i in range(total)]
@@ -165,8 +191,9 @@ async def _frames(
     prompt_counts = [0] * len(prompts)
 
     def choice(index: int, text: str, logprobs: Any, finish: str | None) -> str:
-        return out.chunk([{"index": index, "text": text, "logprobs": logprobs,
-                           "finish_reason": finish}])
+        return out.chunk(
+            [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}]
+        )
 
     async for p_idx, ev in stream:
         if isinstance(ev, PromptCount):
@@ -175,8 +202,12 @@ async def _frames(
         if isinstance(ev, PromptEcho):
             for idx in range(p_idx * n, p_idx * n + n):
                 echoed.add(idx)
-                yield choice(idx, ptexts[p_idx],
-                             legacy_logprobs(ev.tokens, offsets[idx], top=req.logprobs), None)
+                yield choice(
+                    idx,
+                    ptexts[p_idx],
+                    legacy_logprobs(ev.tokens, offsets[idx], top=req.logprobs),
+                    None,
+                )
             continue
         assert isinstance(ev, StreamEvent)
         idx = p_idx * n + ev.index
@@ -197,11 +228,14 @@ async def _frames(
         yield out.chunk([], Usage(sum(prompt_counts), collected.n_tokens).to_dict())
     yield out.done()
     for p_idx, prompt in enumerate(prompts):
-        comp = collected.completion(serving.model_name, prompt_counts[p_idx],
-                                    params.logprob_mode,
-                                    indices=range(p_idx * n, p_idx * n + n), rid=rid)
-        await serving.record_now("completions", serving.prompt_text(prompt), comp, params,
-                                 started)
+        comp = collected.completion(
+            serving.model_name,
+            prompt_counts[p_idx],
+            params.logprob_mode,
+            indices=range(p_idx * n, p_idx * n + n),
+            rid=rid,
+        )
+        await serving.record_now("completions", serving.prompt_text(prompt), comp, params, started)
 
 
 __all__ = ["completion_body", "create_completion"]

@@ -111,12 +111,23 @@ def legacy_logprobs(
     logprob (the first prompt token under ``echo``) gets ``null`` in both logprob lists. ``top``
     trims each ``top_logprobs`` dict to that many alternatives (plus the sampled token).
     """
-    out: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [],
-                           "text_offset": []}
+    out: dict[str, Any] = {
+        "tokens": [],
+        "token_logprobs": [],
+        "top_logprobs": [],
+        "text_offset": [],
+    }
     for tok in tokens:
         if top is not None and len(tok.top_logprobs) > top:
-            tok = TokenLogprob(tok.token, tok.bytes, tok.logprob, tok.id, tok.rank,
-                               tok.top_logprobs[:top], tok.entropy)
+            tok = TokenLogprob(
+                tok.token,
+                tok.bytes,
+                tok.logprob,
+                tok.id,
+                tok.rank,
+                tok.top_logprobs[:top],
+                tok.entropy,
+            )
         out["tokens"].append(legacy_token(tok.bytes, tok.token))
         out["token_logprobs"].append(None if tok.logprob is None else finite_logprob(tok.logprob))
         out["top_logprobs"].append(_legacy_top(tok))
@@ -140,11 +151,16 @@ def vllm_prompt_logprobs(tokens: Sequence[TokenLogprob], k: int) -> list[dict[st
         entry: dict[str, Any] = {}
         for rank, alt in enumerate(tok.top_logprobs[:k], start=1):
             key = str(alt.id) if alt.id is not None else alt.token
-            entry[key] = {"logprob": finite_logprob(alt.logprob), "rank": rank,
-                          "decoded_token": alt.token}
+            entry[key] = {
+                "logprob": finite_logprob(alt.logprob),
+                "rank": rank,
+                "decoded_token": alt.token,
+            }
         key = str(tok.id) if tok.id is not None else tok.token
-        entry.setdefault(key, {"logprob": finite_logprob(tok.logprob), "rank": tok.rank,
-                               "decoded_token": tok.token})
+        entry.setdefault(
+            key,
+            {"logprob": finite_logprob(tok.logprob), "rank": tok.rank, "decoded_token": tok.token},
+        )
         out.append(entry)
     return out
 
@@ -187,8 +203,9 @@ class FrameWriter:
     Responses API sends typed events numbered by ``sequence_number``.
     """
 
-    def __init__(self, head: Mapping[str, Any] | None = None, *, include_usage: bool = False
-                 ) -> None:
+    def __init__(
+        self, head: Mapping[str, Any] | None = None, *, include_usage: bool = False
+    ) -> None:
         self.head = dict(head or {})
         self.include_usage = include_usage
         self.sequence = 0
@@ -200,8 +217,9 @@ class FrameWriter:
         return sse_frame(dumps(body))
 
     def event(self, kind: str, **fields: Any) -> str:
-        frame = sse_frame(dumps({"type": kind, "sequence_number": self.sequence, **fields}),
-                          event=kind)
+        frame = sse_frame(
+            dumps({"type": kind, "sequence_number": self.sequence, **fields}), event=kind
+        )
         self.sequence += 1
         return frame
 
@@ -219,8 +237,14 @@ async def guard_stream(frames: AsyncIterator[str]) -> AsyncIterator[str]:
         yield sse_frame(dumps(error_body(exc.message, exc.error_type, exc.param, exc.code)))
     except Exception as exc:  # a bug: say so in the stream instead of cutting it silently
         logger.exception("stream failed")
-        yield sse_frame(dumps(error_body(f"The server had an error while streaming "
-                                         f"({type(exc).__name__}).", "server_error")))
+        yield sse_frame(
+            dumps(
+                error_body(
+                    f"The server had an error while streaming ({type(exc).__name__}).",
+                    "server_error",
+                )
+            )
+        )
 
 
 __all__ = [

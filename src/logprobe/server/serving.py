@@ -44,7 +44,11 @@ class Serving:
     """Everything the routes need, around one engine."""
 
     def __init__(
-        self, engine: LocalEngine, *, max_logprobs: int, max_queue: int,
+        self,
+        engine: LocalEngine,
+        *,
+        max_logprobs: int,
+        max_queue: int,
         recorder: Recorder | None = None,
     ) -> None:
         self.engine = engine
@@ -73,7 +77,8 @@ class Serving:
     def check_model(self, name: str | None) -> None:
         if name is not None and name not in self.model_names:
             raise ModelNotFoundError(
-                f"The model '{name}' does not exist; this server serves '{self.model_name}'.")
+                f"The model '{name}' does not exist; this server serves '{self.model_name}'."
+            )
 
     async def run(self, fn: Callable[[], T], params: Mapping[str, str] | None = None) -> T:
         """Run a blocking engine call in a worker thread. ``params`` renames the engine's
@@ -92,26 +97,40 @@ class Serving:
             raise ContextOverflowError(
                 f"This model's maximum context length is {self.n_ctx} tokens; the messages "
                 f"have {n} tokens, leaving no room for a reply: shorten the messages.",
-                param=param)
+                param=param,
+            )
         return self.n_ctx - n
 
     def prompt_len(self, messages: list[dict[str, str]]) -> int:
         rendered = self.engine.render_chat(messages)
         return len(self.engine.tokenize(rendered, add_bos=True, special=True))
 
-    def recording(self, endpoint: str, prompt: Prompt, comp: Completion,
-                  params: GenerationParams, started: float) -> BackgroundTask | None:
+    def recording(
+        self,
+        endpoint: str,
+        prompt: Prompt,
+        comp: Completion,
+        params: GenerationParams,
+        started: float,
+    ) -> BackgroundTask | None:
         """A task that records the request after the response went out (None: no store)."""
         if self.recorder is None:
             return None
         return BackgroundTask(self.recorder.record, endpoint, prompt, comp, params, started)
 
-    async def record_now(self, endpoint: str, prompt: Prompt, comp: Completion,
-                         params: GenerationParams, started: float) -> None:
+    async def record_now(
+        self,
+        endpoint: str,
+        prompt: Prompt,
+        comp: Completion,
+        params: GenerationParams,
+        started: float,
+    ) -> None:
         if self.recorder is not None:
             rec = self.recorder
             await anyio.to_thread.run_sync(
-                lambda: rec.record(endpoint, prompt, comp, params, started))
+                lambda: rec.record(endpoint, prompt, comp, params, started)
+            )
 
     async def open_stream(
         self, factories: Sequence[Callable[[], Iterator[Any]]], params: Mapping[str, str]
@@ -131,8 +150,9 @@ class Serving:
         return stream
 
     @staticmethod
-    def sse(stream: PeekableStream, frames: AsyncIterator[str], release: Callable[[], None]
-            ) -> SSEResponse:
+    def sse(
+        stream: PeekableStream, frames: AsyncIterator[str], release: Callable[[], None]
+    ) -> SSEResponse:
         def close() -> None:
             stream.close()
             release()
@@ -140,19 +160,37 @@ class Serving:
         return SSEResponse(guard_stream(frames), close)
 
     def base(self, object_: str, rid: str, created: int) -> dict[str, Any]:
-        return {"id": rid, "object": object_, "created": created, "model": self.model_name,
-                "system_fingerprint": None}
+        return {
+            "id": rid,
+            "object": object_,
+            "created": created,
+            "model": self.model_name,
+            "system_fingerprint": None,
+        }
 
     # ------------------------------------------------------------------ /v1/models, /health
 
     def models(self) -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": self.model_name, "object": "model",
-                                             "created": 0, "owned_by": "logprobe",
-                                             "max_logprobs": self.max_logprobs}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": self.model_name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "logprobe",
+                    "max_logprobs": self.max_logprobs,
+                }
+            ],
+        }
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "model": self.model_name, **self.stats.snapshot(),
-                "max_queue": self.admission.max_in_flight}
+        return {
+            "status": "ok",
+            "model": self.model_name,
+            **self.stats.snapshot(),
+            "max_queue": self.admission.max_in_flight,
+        }
 
     # ------------------------------------------------------------------ endpoints
 
@@ -171,5 +209,12 @@ class Serving:
         return raw.decode("utf-8", errors="replace")
 
 
-__all__ = ["PromptCount", "PromptEcho", "Serving", "dumps", "guard_stream", "json_response",
-           "new_id"]
+__all__ = [
+    "PromptCount",
+    "PromptEcho",
+    "Serving",
+    "dumps",
+    "guard_stream",
+    "json_response",
+    "new_id",
+]

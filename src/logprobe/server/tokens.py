@@ -19,8 +19,10 @@ async def tokenize(serving: Serving, req: TokenizeRequest) -> dict[str, Any]:
     """``{count, max_model_len, tokens}`` (+ ``token_strs`` on request) for a prompt or chat."""
     serving.check_model(req.model)
     if (req.prompt is None) == (req.messages is None):
-        raise InvalidRequestError("Send either 'prompt' or 'messages' (exactly one).",
-                                  param="prompt" if req.prompt is None else "messages")
+        raise InvalidRequestError(
+            "Send either 'prompt' or 'messages' (exactly one).",
+            param="prompt" if req.prompt is None else "messages",
+        )
     engine = serving.engine
     if req.messages is not None:
         messages = convert.chat_messages(req.messages)
@@ -33,11 +35,11 @@ async def tokenize(serving: Serving, req: TokenizeRequest) -> dict[str, Any]:
 
         def ids_of() -> list[int]:
             return list(engine.tokenize(prompt, add_bos=req.add_special_tokens))
+
     ids = await serving.run(ids_of)
     out: dict[str, Any] = {"count": len(ids), "max_model_len": serving.n_ctx, "tokens": ids}
     if req.return_token_strs:
-        out["token_strs"] = [engine.token_bytes(i).decode("utf-8", errors="replace")
-                             for i in ids]
+        out["token_strs"] = [engine.token_bytes(i).decode("utf-8", errors="replace") for i in ids]
     return out
 
 
@@ -48,7 +50,8 @@ def detokenize(serving: Serving, req: DetokenizeRequest) -> dict[str, Any]:
     if bad:
         raise InvalidRequestError(
             f"token id {bad[0]} is outside the vocabulary (0..{serving.n_vocab - 1})",
-            param="tokens")
+            param="tokens",
+        )
     return {"prompt": serving.prompt_text(list(req.tokens))}
 
 

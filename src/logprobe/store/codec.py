@@ -42,10 +42,8 @@ def decode_alternatives(raw: str | None) -> tuple[Alternative, ...]:
     out = []
     for item in json.loads(raw):
         token = item[0]
-        if len(item) > 3:
-            b = None if item[3] is None else bytes.fromhex(item[3])
-        else:
-            b = _utf8(token)
+        given = item[3] if len(item) > 3 else _utf8(token)  # 4th element: hex bytes, or null
+        b = bytes.fromhex(given) if isinstance(given, str) else given
         out.append(Alternative(token=token, bytes=b, logprob=float(item[1]), id=item[2]))
     return tuple(out)
 
@@ -56,8 +54,18 @@ def token_tuple(response_id: int, part: int, position: int, t: TokenLogprob) -> 
     lp = t.logprob
     if lp is not None and not -9999.0 <= lp <= 0.0:
         lp = clamp_logprob(lp)
-    return (response_id, part, position, escape_text(t.token), t.bytes, t.id, lp, t.rank,
-            finite(t.entropy), encode_alternatives(t.top_logprobs))
+    return (
+        response_id,
+        part,
+        position,
+        escape_text(t.token),
+        t.bytes,
+        t.id,
+        lp,
+        t.rank,
+        finite(t.entropy),
+        encode_alternatives(t.top_logprobs),
+    )
 
 
 def row_token(row: Any, *, with_alternatives: bool = True) -> TokenLogprob:

@@ -95,7 +95,9 @@ def _sqlite_engine(url: URL) -> Engine:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"cannot create the store directory {path.parent}: {e.strerror}") from None
+            raise StoreError(
+                f"cannot create the store directory {path.parent}: {e.strerror}"
+            ) from None
     kw: dict[str, Any] = {
         "connect_args": {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
     }
@@ -124,9 +126,7 @@ def _sqlite_engine(url: URL) -> Engine:
 
 def _postgres_engine(url: URL) -> Engine:
     try:
-        return create_engine(
-            url, pool_pre_ping=True, connect_args={"connect_timeout": 10}
-        )
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     except (ModuleNotFoundError, NoSuchModuleError):
         raise StoreError(
             "PostgreSQL support needs psycopg 3: pip install 'logprobe[postgres]'"

@@ -37,13 +37,15 @@ v1 = MetaData()
 """Release 0.1.0: migrations table, m001 (runs, requests, responses, tokens), m002 (artifacts)."""
 
 migrations_v1 = Table(
-    "migrations", v1,
+    "migrations",
+    v1,
     Column("name", String(200), primary_key=True),
     Column("applied_at", Double, nullable=False),
 )
 
 runs_v1 = Table(
-    "runs", v1,
+    "runs",
+    v1,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("model", Text, nullable=False),
@@ -55,7 +57,8 @@ runs_v1 = Table(
 )
 
 requests_v1 = Table(
-    "requests", v1,
+    "requests",
+    v1,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("run_id", _Id, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("prompt", Text, nullable=False),
@@ -69,7 +72,8 @@ requests_v1 = Table(
 )
 
 responses_v1 = Table(
-    "responses", v1,
+    "responses",
+    v1,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("request_id", _Id, ForeignKey("requests.id", ondelete="CASCADE"), nullable=False),
     Column("run_id", _Id, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
@@ -98,9 +102,9 @@ responses_v1 = Table(
 )
 
 tokens_v1 = Table(
-    "tokens", v1,
-    Column("response_id", _Id, ForeignKey("responses.id", ondelete="CASCADE"),
-           primary_key=True),
+    "tokens",
+    v1,
+    Column("response_id", _Id, ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True),
     Column("part", SmallInteger, primary_key=True),
     Column("position", Integer, primary_key=True),
     Column("token", Text, nullable=False),
@@ -113,7 +117,8 @@ tokens_v1 = Table(
 )
 
 artifacts_v1 = Table(
-    "artifacts", v1,
+    "artifacts",
+    v1,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("run_id", _Id, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(200), nullable=False),

@@ -25,7 +25,8 @@ _CELL_MAX = 60
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise InvalidRequestError(
-            f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}", param="format")
+            f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}", param="format"
+        )
     return fmt
 
 
@@ -43,8 +44,14 @@ def output(out: Path | None) -> Iterator[IO[str]]:
         yield fh
 
 
-def write_rows(rows: Sequence[Mapping[str, Any]], fmt: str, out: Path | None,
-               columns: Sequence[str], *, title: str | None = None) -> None:
+def write_rows(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str,
+    out: Path | None,
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+) -> None:
     check_format(fmt)
     with output(out) as fh:
         if fmt == "jsonl":
@@ -79,16 +86,21 @@ def cell(value: Any, width: int = _CELL_MAX) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fh: IO[str],
-           title: str | None) -> None:
+def _table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fh: IO[str], title: str | None
+) -> None:
     table = Table(title=title, show_lines=False)
     for c in columns:
         table.add_column(c, overflow="fold")
     for row in rows:
         table.add_row(*(Text(cell(row.get(c))) for c in columns))  # Text: no markup parsing
     to_terminal = fh is sys.stdout and sys.stdout.isatty()
-    console = Console(file=fh if to_terminal else io.StringIO(), width=None if to_terminal else 160,
-                      force_terminal=False, color_system="auto" if to_terminal else None)
+    console = Console(
+        file=fh if to_terminal else io.StringIO(),
+        width=None if to_terminal else 160,
+        force_terminal=False,
+        color_system="auto" if to_terminal else None,
+    )
     console.print(table)
     if not to_terminal:
         fh.write(console.file.getvalue())  # type: ignore[attr-defined]

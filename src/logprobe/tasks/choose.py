@@ -48,7 +48,8 @@ Kind = Literal["choices", "regex", "json_schema", "lark"]
 
 @dataclass(frozen=True, slots=True)
 class AllowedStep:
-    """One generated token and the alternatives (among the engine's top ones) the grammar allowed."""
+    """One generated token and the alternatives (among the engine's top ones) the grammar
+    allowed."""
 
     token: TokenLogprob
     n_allowed: int
@@ -149,9 +150,11 @@ def choose(
         grammar = _grammar_for(kind, spec, prefix)
         constraint = make_constraint(engine, grammar, param=kind)
         limit = max_tokens or 256
-    completion = _generate(engine, built.engine_prompt, constraint, limit, temperature, top_logprobs, seed)
+    completion = _generate(
+        engine, built.engine_prompt, constraint, limit, temperature, top_logprobs, seed
+    )
     raw = tokens_text(completion.tokens)
-    output = raw[len(prefix):] if prefix and raw.startswith(prefix) else raw
+    output = raw[len(prefix) :] if prefix and raw.startswith(prefix) else raw
     complete = constraint.is_accepting
     steps = _allowed_steps(completion.tokens, constraint.steps)
     if kind == "choices":
@@ -170,8 +173,12 @@ def _one_constraint(
 ) -> tuple[Kind, Any]:
     given = [
         (k, v)
-        for k, v in (("choices", choices), ("regex", regex), ("json_schema", json_schema),
-                     ("lark", lark))
+        for k, v in (
+            ("choices", choices),
+            ("regex", regex),
+            ("json_schema", json_schema),
+            ("lark", lark),
+        )
         if v is not None
     ]
     if len(given) != 1:
@@ -194,8 +201,9 @@ def _grammar_for(kind: Kind, spec: Any, prefix: str) -> str:
         if isinstance(spec, str):
             spec = _parse_json(spec, param="json_schema")
         if prefix.strip():
-            raise InvalidRequestError("Invalid 'option_prefix': JSON output takes no prefix.",
-                                      param="option_prefix")
+            raise InvalidRequestError(
+                "Invalid 'option_prefix': JSON output takes no prefix.", param="option_prefix"
+            )
         return json_schema_grammar(spec)
     return lark_grammar(spec)
 
@@ -204,7 +212,9 @@ def _parse_json(text: str, *, param: str = "output") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise InvalidRequestError(f"Invalid '{param}': not valid JSON ({e}).", param=param) from None
+        raise InvalidRequestError(
+            f"Invalid '{param}': not valid JSON ({e}).", param=param
+        ) from None
 
 
 def _check_encodable(choices: list[str]) -> None:
@@ -213,7 +223,8 @@ def _check_encodable(choices: list[str]) -> None:
             c.encode("utf-8")
         except UnicodeEncodeError:
             raise UnsatisfiableError(
-                f"Invalid 'choices': {c!r} is not valid Unicode text (no token sequence spells it).",
+                f"Invalid 'choices': {c!r} is not valid Unicode text (no token sequence "
+                "spells it).",
                 param="choices",
             ) from None
 
@@ -252,19 +263,25 @@ def _generate(
 
     max_lp = engine.max_logprobs
     params = GenerationParams.make(
-        max_tokens=max_tokens, temperature=temperature, top_logprobs=min(top_logprobs, max_lp),
-        seed=seed, max_logprobs=max_lp, logprob_mode="processed",
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_logprobs=min(top_logprobs, max_lp),
+        seed=seed,
+        max_logprobs=max_lp,
+        logprob_mode="processed",
     )
     return engine.complete(prompt, params, constraint=constraint)
 
 
-def _allowed_steps(tokens: Sequence[TokenLogprob], masks: Sequence[StepMask]) -> tuple[AllowedStep, ...]:
+def _allowed_steps(
+    tokens: Sequence[TokenLogprob], masks: Sequence[StepMask]
+) -> tuple[AllowedStep, ...]:
     steps = []
-    for tok, mask in zip(tokens, masks):
+    for tok, mask in zip(tokens, masks, strict=False):  # a finished grammar stops the masks
         alts = tuple(
-            a for a in tok.top_logprobs
-            if a.logprob > LOGPROB_FLOOR
-            and (mask.ids is None or a.id is None or a.id in mask.ids)
+            a
+            for a in tok.top_logprobs
+            if a.logprob > LOGPROB_FLOOR and (mask.ids is None or a.id is None or a.id in mask.ids)
         )
         steps.append(AllowedStep(tok, mask.n_allowed, alts))
     return tuple(steps)

@@ -37,9 +37,14 @@ class Segment:
         return self.logprob_b - self.logprob_a
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "text": self.text,
-                "logprob_a": finite(self.logprob_a), "logprob_b": finite(self.logprob_b),
-                "delta": finite(self.delta)}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "logprob_a": finite(self.logprob_a),
+            "logprob_b": finite(self.logprob_b),
+            "delta": finite(self.delta),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +168,25 @@ def compare_texts(
     if not texts:
         raise InvalidRequestError("Invalid 'texts': nothing to compare.", param="texts")
     if not math.isfinite(threshold) or threshold < 0:
-        raise InvalidRequestError(f"Invalid 'threshold': must be >= 0, got {threshold}.",
-                                  param="threshold")
+        raise InvalidRequestError(
+            f"Invalid 'threshold': must be >= 0, got {threshold}.", param="threshold"
+        )
     out = []
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise InvalidRequestError(f"Invalid 'texts': text {i} is empty.", param="texts")
         sa, sb = engine_a.score(text), engine_b.score(text)
         segs, same = align(sa, sb, text)
-        out.append(TextComparison(i, len(text.encode("utf-8")), sum(s.logprob_a for s in segs),
-                                  sum(s.logprob_b for s in segs), tuple(segs), same))
+        out.append(
+            TextComparison(
+                i,
+                len(text.encode("utf-8")),
+                sum(s.logprob_a for s in segs),
+                sum(s.logprob_b for s in segs),
+                tuple(segs),
+                same,
+            )
+        )
         if on_text:
             on_text(i)
     name_a, name_b = engine_a.model_name or "a", engine_b.model_name or "b"

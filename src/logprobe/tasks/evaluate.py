@@ -47,8 +47,11 @@ class Loglikelihood:
     is_greedy: bool | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"logprob": finite(self.logprob), "n_tokens": self.n_tokens,
-                "is_greedy": self.is_greedy}
+        return {
+            "logprob": finite(self.logprob),
+            "n_tokens": self.n_tokens,
+            "is_greedy": self.is_greedy,
+        }
 
 
 def _to_loglikelihood(s: ScoredText) -> Loglikelihood:
@@ -57,13 +60,17 @@ def _to_loglikelihood(s: ScoredText) -> Loglikelihood:
     return Loglikelihood(s.logprob, s.n_scored, greedy)
 
 
-def loglikelihood(engine: Engine, context: str, continuations: Sequence[str]) -> list[Loglikelihood]:
+def loglikelihood(
+    engine: Engine, context: str, continuations: Sequence[str]
+) -> list[Loglikelihood]:
     """Log-likelihood of each continuation after ``context`` (context prefilled once)."""
     if not continuations:
         raise InvalidRequestError("Invalid 'continuations': none given.", param="continuations")
     if any(not isinstance(c, str) or not c for c in continuations):
-        raise InvalidRequestError("Invalid 'continuations': every continuation must be a "
-                                  "non-empty string.", param="continuations")
+        raise InvalidRequestError(
+            "Invalid 'continuations': every continuation must be a non-empty string.",
+            param="continuations",
+        )
     return [_to_loglikelihood(s) for s in engine.score_continuations(context, list(continuations))]
 
 
@@ -88,9 +95,14 @@ class Perplexity:
         return -self.logprob / math.log(2) / self.n_bytes if self.n_bytes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"logprob": finite(self.logprob), "n_tokens": self.n_tokens,
-                "n_bytes": self.n_bytes, "perplexity": self.perplexity,
-                "bits_per_byte": self.bits_per_byte, "windows": self.windows}
+        return {
+            "logprob": finite(self.logprob),
+            "n_tokens": self.n_tokens,
+            "n_bytes": self.n_bytes,
+            "perplexity": self.perplexity,
+            "bits_per_byte": self.bits_per_byte,
+            "windows": self.windows,
+        }
 
 
 def rolling_perplexity(engine: LocalEngine, text: str, *, window: int | None = None) -> Perplexity:
@@ -102,14 +114,15 @@ def rolling_perplexity(engine: LocalEngine, text: str, *, window: int | None = N
     n_ctx = int(engine.n_ctx)
     w = window or max(16, n_ctx // 2)
     if w >= n_ctx:
-        raise ContextOverflowError(f"window {w} must be below the context size {n_ctx}.",
-                                   param="window")
+        raise ContextOverflowError(
+            f"window {w} must be below the context size {n_ctx}.", param="window"
+        )
     ids = list(engine.tokenize(text))
     chunks = _chunks(engine, ids, w)
     total, n = 0.0, 0
     for start, end in chunks:
         chunk_text = _decode(engine, ids[start:end])
-        ctx = ids[max(0, start - w):start]
+        ctx = ids[max(0, start - w) : start]
         scored = engine.score(chunk_text, prompt=ctx) if ctx else engine.score(chunk_text)
         total += scored.logprob
         n += scored.n_scored
@@ -197,8 +210,11 @@ class MCReport:
         return out
 
     def to_dict(self, *, with_items: bool = False) -> dict[str, Any]:
-        d: dict[str, Any] = {"n": self.n, **self.metrics(),
-                             "skipped": [{"line": ln, "error": e} for ln, e in self.skipped]}
+        d: dict[str, Any] = {
+            "n": self.n,
+            **self.metrics(),
+            "skipped": [{"line": ln, "error": e} for ln, e in self.skipped],
+        }
         if with_items:
             d["items"] = [r.to_dict() for r in self.results]
         return d
@@ -239,6 +255,7 @@ def multiple_choice(
     """Accuracy (raw, per-token, per-character) over ``items``; items the engine rejects (e.g.
     too long for the context) are skipped and listed, not fatal. ``on_item(item, result,
     error)`` runs after each item, in input order (progress, incremental output)."""
+
     def work(item: MCItem) -> MCResult:
         return score_mc_item(engine, item, chat_template=chat_template, choice_prefix=choice_prefix)
 

@@ -240,7 +240,9 @@ class GrammarConstraint:
         return bool(self._matcher.is_accepting())
 
 
-def make_constraint(engine: LocalEngine, grammar: str, *, param: str = "grammar") -> GrammarConstraint:
+def make_constraint(
+    engine: LocalEngine, grammar: str, *, param: str = "grammar"
+) -> GrammarConstraint:
     """A fresh :class:`GrammarConstraint` for ``engine`` (one per generation)."""
     return GrammarConstraint(lltokenizer_for(engine), grammar, int(engine.n_vocab), param=param)
 

@@ -53,7 +53,9 @@ def chat_prompt_ids(engine: Engine, rendered: str) -> tuple[int, ...] | None:
 
 def check_messages(messages: Sequence[Mapping[str, Any]], *, param: str = "messages") -> None:
     if not messages:
-        raise InvalidRequestError(f"Invalid '{param}': at least one message is required.", param=param)
+        raise InvalidRequestError(
+            f"Invalid '{param}': at least one message is required.", param=param
+        )
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or not isinstance(m.get("role"), str):
             raise InvalidRequestError(

@@ -94,8 +94,14 @@ def _name(engine: Engine) -> str:
 
 
 def route_classify(
-    cheap: Any, strong: Any, text: str, labels: Sequence[str], *,
-    signal: str = "confidence", threshold: float = 0.5, **classify_kwargs: Any,
+    cheap: Any,
+    strong: Any,
+    text: str,
+    labels: Sequence[str],
+    *,
+    signal: str = "confidence",
+    threshold: float = 0.5,
+    **classify_kwargs: Any,
 ) -> RouteDecision:
     """Classify with ``cheap``; when its ``signal`` is below ``threshold`` ask ``strong``."""
     check_signal(signal, CLASSIFY_SIGNALS)
@@ -103,18 +109,26 @@ def route_classify(
     value = classify_signal(first, signal)
     detail: dict[str, Any] = {"cheap": first.to_dict()}
     if value >= threshold:
-        return RouteDecision(first.label, False, signal, value, threshold, first.label,
-                             _name(cheap), detail)
+        return RouteDecision(
+            first.label, False, signal, value, threshold, first.label, _name(cheap), detail
+        )
     kwargs = {k: v for k, v in classify_kwargs.items() if k != "calibrator"}
     second = classify(strong, text, labels, **kwargs)
     detail["strong"] = second.to_dict()
-    return RouteDecision(second.label, True, signal, value, threshold, first.label,
-                         _name(strong), detail)
+    return RouteDecision(
+        second.label, True, signal, value, threshold, first.label, _name(strong), detail
+    )
 
 
 def route_generate(
-    cheap: Any, strong: Any, prompt: str, *, signal: str = "p10", threshold: float = 0.2,
-    max_tokens: int = 128, chat: bool = True,
+    cheap: Any,
+    strong: Any,
+    prompt: str,
+    *,
+    signal: str = "p10",
+    threshold: float = 0.2,
+    max_tokens: int = 128,
+    chat: bool = True,
 ) -> RouteDecision:
     """Generate with ``cheap``; regenerate with ``strong`` when the answer's signal is low."""
     from ..engines import GenerationParams
@@ -130,11 +144,11 @@ def route_generate(
     first = run(cheap)
     value = generation_signal(first.tokens, signal)
     if value >= threshold:
-        return RouteDecision(first.text, False, signal, value, threshold, first.text,
-                             _name(cheap), {})
+        return RouteDecision(
+            first.text, False, signal, value, threshold, first.text, _name(cheap), {}
+        )
     second = run(strong)
-    return RouteDecision(second.text, True, signal, value, threshold, first.text,
-                         _name(strong), {})
+    return RouteDecision(second.text, True, signal, value, threshold, first.text, _name(strong), {})
 
 
 # --- threshold report over labelled data --------------------------------------------------------
@@ -157,12 +171,19 @@ class SweepPoint:
     cost: float
 
     def to_dict(self) -> dict[str, float]:
-        return {"threshold": self.threshold, "accuracy": self.accuracy,
-                "escalation_rate": self.escalation_rate, "cost_per_item": self.cost}
+        return {
+            "threshold": self.threshold,
+            "accuracy": self.accuracy,
+            "escalation_rate": self.escalation_rate,
+            "cost_per_item": self.cost,
+        }
 
 
 def sweep(
-    items: Sequence[RoutedItem], *, cheap_cost: float = 1.0, strong_cost: float = 10.0,
+    items: Sequence[RoutedItem],
+    *,
+    cheap_cost: float = 1.0,
+    strong_cost: float = 10.0,
     thresholds: Sequence[float] | None = None,
 ) -> list[SweepPoint]:
     """Accuracy, escalation rate and mean cost per item for each threshold (escalate when
@@ -187,14 +208,17 @@ def sweep(
 
 
 def pick_threshold(
-    points: Sequence[SweepPoint], *, target_accuracy: float | None = None,
+    points: Sequence[SweepPoint],
+    *,
+    target_accuracy: float | None = None,
     max_escalation: float | None = None,
 ) -> SweepPoint | None:
     """The cheapest point meeting ``target_accuracy`` (ties: higher accuracy), or the most
     accurate point within ``max_escalation``; ``None`` when no point meets the target."""
     if (target_accuracy is None) == (max_escalation is None):
-        raise InvalidRequestError("give exactly one of target_accuracy, max_escalation",
-                                  param="target_accuracy")
+        raise InvalidRequestError(
+            "give exactly one of target_accuracy, max_escalation", param="target_accuracy"
+        )
     if target_accuracy is not None:
         ok = [p for p in points if p.accuracy >= target_accuracy]
         return min(ok, key=lambda p: (p.cost, -p.accuracy, p.threshold)) if ok else None
@@ -237,10 +261,18 @@ def thin(points: Sequence[SweepPoint], k: int) -> list[SweepPoint]:
 
 
 def route_report(
-    cheap: Any, strong: Any, rows: Sequence[TextRow], labels: Sequence[str], *,
-    signal: str = "confidence", cheap_cost: float = 1.0, strong_cost: float = 10.0,
-    target_accuracy: float | None = None, max_escalation: float | None = None,
-    workers: int = 2, on_row: Callable[[TextRow], None] | None = None,
+    cheap: Any,
+    strong: Any,
+    rows: Sequence[TextRow],
+    labels: Sequence[str],
+    *,
+    signal: str = "confidence",
+    cheap_cost: float = 1.0,
+    strong_cost: float = 10.0,
+    target_accuracy: float | None = None,
+    max_escalation: float | None = None,
+    workers: int = 2,
+    on_row: Callable[[TextRow], None] | None = None,
     **classify_kwargs: Any,
 ) -> RouteReport:
     """Run both models over labelled ``rows`` and sweep the escalation threshold."""
@@ -249,8 +281,9 @@ def route_report(
 
     def work(row: TextRow) -> RoutedItem:
         if row.error is not None or row.text is None or row.gold is None:
-            raise InvalidRequestError(row.error or f"line {row.line}: no gold label",
-                                      param="dataset")
+            raise InvalidRequestError(
+                row.error or f"line {row.line}: no gold label", param="dataset"
+            )
         a = classify(cheap, row.text, labels, **classify_kwargs)
         b = classify(strong, row.text, labels, **strong_kwargs)
         return RoutedItem(classify_signal(a, signal), a.label == row.gold, b.label == row.gold)
@@ -267,25 +300,46 @@ def route_report(
     points = sweep(items, cheap_cost=cheap_cost, strong_cost=strong_cost)
     chosen = None
     if target_accuracy is not None or max_escalation is not None:
-        chosen = pick_threshold(points, target_accuracy=target_accuracy,
-                                max_escalation=max_escalation)
-    return RouteReport(tuple(items), tuple(points), chosen, signal, _name(cheap), _name(strong),
-                       tuple(skipped))
+        chosen = pick_threshold(
+            points, target_accuracy=target_accuracy, max_escalation=max_escalation
+        )
+    return RouteReport(
+        tuple(items), tuple(points), chosen, signal, _name(cheap), _name(strong), tuple(skipped)
+    )
 
 
 def route(
-    cheap: Any, strong: Any, text: str, *, labels: Sequence[str] | None = None,
-    signal: str | None = None, threshold: float | None = None, **kwargs: Any,
+    cheap: Any,
+    strong: Any,
+    text: str,
+    *,
+    labels: Sequence[str] | None = None,
+    signal: str | None = None,
+    threshold: float | None = None,
+    **kwargs: Any,
 ) -> RouteDecision:
     """One cascade decision: classification when ``labels`` are given, else generation.
 
     Defaults: ``confidence`` < 0.5 escalates a classification, ``p10`` < 0.2 a generation.
     """
     if labels is not None:
-        return route_classify(cheap, strong, text, labels, signal=signal or "confidence",
-                              threshold=0.5 if threshold is None else threshold, **kwargs)
-    return route_generate(cheap, strong, text, signal=signal or "p10",
-                          threshold=0.2 if threshold is None else threshold, **kwargs)
+        return route_classify(
+            cheap,
+            strong,
+            text,
+            labels,
+            signal=signal or "confidence",
+            threshold=0.5 if threshold is None else threshold,
+            **kwargs,
+        )
+    return route_generate(
+        cheap,
+        strong,
+        text,
+        signal=signal or "p10",
+        threshold=0.2 if threshold is None else threshold,
+        **kwargs,
+    )
 
 
 __all__ = [

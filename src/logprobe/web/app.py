@@ -1,7 +1,8 @@
 """The viewer as a FastAPI router (mountable under ``/ui`` of any app) or a standalone app.
 
 Assets are plain files in ``static/`` (no build step, no CDN), served by name from a fixed
-list; every page is the one shell ``static/page.html.in`` with its title and script filled in. Every response carries a strict Content-Security-Policy (scripts and styles only
+list; every page is the one shell ``static/page.html.in`` with its title and script filled in.
+Every response carries a strict Content-Security-Policy (scripts and styles only
 from the viewer itself, no inline script), and the pages put data in the DOM with
 ``textContent`` only.
 """
@@ -29,20 +30,32 @@ from .playground import EngineFactory, EngineHolder
 if TYPE_CHECKING:
     from ..engines.base import Engine
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-PAGES = {"index": "Runs", "run": "Run", "response": "Response", "compare": "Compare runs",
-         "calibration": "Calibration", "playground": "Playground"}
+PAGES = {
+    "index": "Runs",
+    "run": "Run",
+    "response": "Response",
+    "compare": "Compare runs",
+    "calibration": "Calibration",
+    "playground": "Playground",
+}
 """Page name (its script is ``static/<name>.js``) -> title."""
 DEFAULT_PLAYGROUND_QUEUE = 8
 """Playground generations in flight in a standalone viewer before new ones get a 429."""
-MEDIA_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-               ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
+MEDIA_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
 def _asset(name: str) -> bytes:
@@ -51,14 +64,19 @@ def _asset(name: str) -> bytes:
 
 def _pages() -> dict[str, bytes]:
     shell = _asset("page.html.in").decode("utf-8")
-    return {name: shell.replace("{title}", title).replace("{page}", name).encode("utf-8")
-            for name, title in PAGES.items()}
+    return {
+        name: shell.replace("{title}", title).replace("{page}", name).encode("utf-8")
+        for name, title in PAGES.items()
+    }
 
 
 def _assets() -> dict[str, bytes]:
     folder = resources.files("logprobe.web").joinpath("static")
-    return {p.name: p.read_bytes() for p in folder.iterdir()
-            if p.is_file() and p.name.rsplit(".", 1)[-1] in ("css", "js", "svg")}
+    return {
+        p.name: p.read_bytes()
+        for p in folder.iterdir()
+        if p.is_file() and p.name.rsplit(".", 1)[-1] in ("css", "js", "svg")
+    }
 
 
 class UIRoute(APIRoute):
@@ -78,10 +96,16 @@ class UIRoute(APIRoute):
         return wrapped
 
 
-def create_ui_router(store: Store, engine: Engine | None = None, *,
-                     engine_factory: EngineFactory | None = None, auth: KeyAuth | None = None,
-                     admission: Admission | None = None, stats: ServerStats | None = None,
-                     max_queue: int = DEFAULT_PLAYGROUND_QUEUE) -> APIRouter:
+def create_ui_router(
+    store: Store,
+    engine: Engine | None = None,
+    *,
+    engine_factory: EngineFactory | None = None,
+    auth: KeyAuth | None = None,
+    admission: Admission | None = None,
+    stats: ServerStats | None = None,
+    max_queue: int = DEFAULT_PLAYGROUND_QUEUE,
+) -> APIRouter:
     """The viewer's routes; include it with a prefix, e.g. ``app.include_router(r,
     prefix="/ui")``. ``engine`` (or ``engine_factory``, called on first use) powers the
     playground; without either the playground says it is off. ``auth`` (the app's
@@ -111,8 +135,7 @@ def create_ui_router(store: Store, engine: Engine | None = None, *,
         if name not in assets:
             raise _not_found(f"no asset {name!r}")
         media = MEDIA_TYPES.get("." + name.rsplit(".", 1)[-1], "application/octet-stream")
-        return Response(assets[name], media_type=media,
-                        headers={"Cache-Control": "no-cache"})
+        return Response(assets[name], media_type=media, headers={"Cache-Control": "no-cache"})
 
     add_login_routes(router, auth)
     add_api_routes(router, store, holder, auth, admission, stats)
@@ -127,22 +150,44 @@ def _not_found(message: str) -> LogprobeError:
     return PageNotFoundError(message, code="not_found")
 
 
-def mount_ui(app: FastAPI, store: Store, engine: Engine | None = None, *, prefix: str = "/ui",
-             engine_factory: EngineFactory | None = None, auth: KeyAuth | None = None,
-             admission: Admission | None = None, stats: ServerStats | None = None) -> None:
+def mount_ui(
+    app: FastAPI,
+    store: Store,
+    engine: Engine | None = None,
+    *,
+    prefix: str = "/ui",
+    engine_factory: EngineFactory | None = None,
+    auth: KeyAuth | None = None,
+    admission: Admission | None = None,
+    stats: ServerStats | None = None,
+) -> None:
     """Serve the viewer under ``prefix`` of ``app`` (e.g. ``logprobe serve``'s app). The app
     must put :class:`~logprobe.server.auth.AuthMiddleware` with the same ``auth`` in front when
     it has a key (``create_app`` and :func:`create_ui_app` do)."""
     if auth is not None and auth.ui_prefix != prefix.rstrip("/"):
         raise ValueError(f"auth is for a viewer under {auth.ui_prefix!r}, not {prefix!r}")
-    app.include_router(create_ui_router(store, engine, engine_factory=engine_factory, auth=auth,
-                                        admission=admission, stats=stats), prefix=prefix)
+    app.include_router(
+        create_ui_router(
+            store,
+            engine,
+            engine_factory=engine_factory,
+            auth=auth,
+            admission=admission,
+            stats=stats,
+        ),
+        prefix=prefix,
+    )
 
 
-def create_ui_app(store: Store, engine: Engine | None = None, *,
-                  engine_factory: EngineFactory | None = None, api_key: str | None = None,
-                  max_queue: int = DEFAULT_PLAYGROUND_QUEUE,
-                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+def create_ui_app(
+    store: Store,
+    engine: Engine | None = None,
+    *,
+    engine_factory: EngineFactory | None = None,
+    api_key: str | None = None,
+    max_queue: int = DEFAULT_PLAYGROUND_QUEUE,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
     """A standalone viewer app: the viewer under ``/ui/``, ``/`` redirecting there. With
     ``api_key`` every route needs the key (a login page sets the session cookie)."""
     app = FastAPI(title="logprobe viewer", docs_url=None, redoc_url=None, openapi_url=None)
@@ -151,8 +196,15 @@ def create_ui_app(store: Store, engine: Engine | None = None, *,
     install_error_handlers(app)
     stats = ServerStats()
     app.state.stats = stats
-    mount_ui(app, store, engine, engine_factory=engine_factory, auth=auth,
-             stats=stats, admission=Admission(max_queue, stats))
+    mount_ui(
+        app,
+        store,
+        engine,
+        engine_factory=engine_factory,
+        auth=auth,
+        stats=stats,
+        admission=Admission(max_queue, stats),
+    )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(AuthMiddleware, auth=auth)
 

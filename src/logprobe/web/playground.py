@@ -86,8 +86,10 @@ class EngineHolder:
         with self._lock:
             if self._engine is None:
                 if self._factory is None:
-                    raise InvalidRequestError("this viewer was started without an engine: the "
-                                              "playground is off", param="engine")
+                    raise InvalidRequestError(
+                        "this viewer was started without an engine: the playground is off",
+                        param="engine",
+                    )
                 try:
                     self._engine = self._factory()
                 except LogprobeError:
@@ -101,8 +103,9 @@ def _event(event: str, data: Any) -> str:
     return sse_frame(json.dumps(json_safe(data), allow_nan=False), event=event)
 
 
-def _factory(holder: EngineHolder, prompt: str, params: Any, chat: bool
-             ) -> Callable[[], Iterator[Any]]:
+def _factory(
+    holder: EngineHolder, prompt: str, params: Any, chat: bool
+) -> Callable[[], Iterator[Any]]:
     def run() -> Iterator[Any]:
         engine = holder.get()  # in the worker thread: loading a model never blocks the loop
         if chat:
@@ -113,12 +116,20 @@ def _factory(holder: EngineHolder, prompt: str, params: Any, chat: bool
             yield from events
         finally:
             close_iterator(events)
+
     return run
 
 
-async def playground_response(holder: EngineHolder, admission: Admission, stats: ServerStats,
-                              prompt: str, params: Any, *, chat: bool,
-                              save: Callable[[Completion], int] | None) -> SSEResponse:
+async def playground_response(
+    holder: EngineHolder,
+    admission: Admission,
+    stats: ServerStats,
+    prompt: str,
+    params: Any,
+    *,
+    chat: bool,
+    save: Callable[[Completion], int] | None,
+) -> SSEResponse:
     """Admit, start the generation (its first event awaited, so a failure to start is an HTTP
     error) and stream it as SSE; 429 when the server is full."""
     slot = admission.acquire()
@@ -142,8 +153,9 @@ async def playground_response(holder: EngineHolder, admission: Admission, stats:
     return response
 
 
-async def _frames(stream: PeekableStream, holder: EngineHolder,
-                  save: Callable[[Completion], int] | None) -> AsyncIterator[str]:
+async def _frames(
+    stream: PeekableStream, holder: EngineHolder, save: Callable[[Completion], int] | None
+) -> AsyncIterator[str]:
     tokens: list[TokenLogprob] = []
     text: list[str] = []
     finish: str | None = None
@@ -158,8 +170,11 @@ async def _frames(stream: PeekableStream, holder: EngineHolder,
                 yield _event("token", {**view, "text": ev.text})
             if ev.finish_reason is not None:
                 finish = ev.finish_reason
-        done: dict[str, Any] = {"finish_reason": finish, "n_tokens": len(tokens),
-                                "text": "".join(text) or tokens_text(tokens)}
+        done: dict[str, Any] = {
+            "finish_reason": finish,
+            "n_tokens": len(tokens),
+            "text": "".join(text) or tokens_text(tokens),
+        }
         done["decision"] = _decision(tokens)
         if save is not None and tokens:
             choice = Choice(text=done["text"], tokens=tuple(tokens), finish_reason=finish)  # type: ignore[arg-type]
@@ -179,5 +194,11 @@ def _decision(tokens: list[TokenLogprob]) -> dict[str, Any] | None:
         return None
 
 
-__all__ = ["MAX_PLAYGROUND_TOKENS", "EngineFactory", "EngineHolder", "PlaygroundRequest",
-           "lazy_engine", "playground_response"]
+__all__ = [
+    "MAX_PLAYGROUND_TOKENS",
+    "EngineFactory",
+    "EngineHolder",
+    "PlaygroundRequest",
+    "lazy_engine",
+    "playground_response",
+]

@@ -31,15 +31,30 @@ def _plain_view(tokens: Sequence[TokenLogprob], offset: int) -> list[dict[str, A
     """Per-token view of tokens the analysis cannot read (shown plainly, not hidden)."""
     out = []
     for i, t in enumerate(tokens):
-        out.append({
-            "index": offset + i, "text": t.token, "token": t.token,
-            "bytes": None if t.bytes is None else list(t.bytes), "logprob": t.logprob,
-            "prob": t.prob, "rank": t.rank, "entropy": t.entropy, "low_span": False,
-            "critical": None, "alternatives": [
-                {"token": a.token, "bytes": None if a.bytes is None else list(a.bytes),
-                 "logprob": a.logprob, "prob": a.prob, "chosen": a.token == t.token}
-                for a in t.top_logprobs],
-        })
+        out.append(
+            {
+                "index": offset + i,
+                "text": t.token,
+                "token": t.token,
+                "bytes": None if t.bytes is None else list(t.bytes),
+                "logprob": t.logprob,
+                "prob": t.prob,
+                "rank": t.rank,
+                "entropy": t.entropy,
+                "low_span": False,
+                "critical": None,
+                "alternatives": [
+                    {
+                        "token": a.token,
+                        "bytes": None if a.bytes is None else list(a.bytes),
+                        "logprob": a.logprob,
+                        "prob": a.prob,
+                        "chosen": a.token == t.token,
+                    }
+                    for a in t.top_logprobs
+                ],
+            }
+        )
     return out
 
 
@@ -77,8 +92,11 @@ class AnalysisCache:
     @staticmethod
     def _compute(store: Store, response_id: int, n_tokens: int) -> dict[str, Any]:
         if n_tokens > FULL_ANALYSIS_MAX_TOKENS:
-            return {"analysis": None, "note": f"{n_tokens} tokens: spans and the review "
-                    f"decision are computed per page above {FULL_ANALYSIS_MAX_TOKENS} tokens"}
+            return {
+                "analysis": None,
+                "note": f"{n_tokens} tokens: spans and the review "
+                f"decision are computed per page above {FULL_ANALYSIS_MAX_TOKENS} tokens",
+            }
         try:
             decision = gate(store.tokens(response_id))
         except LogprobeError as e:
@@ -92,25 +110,31 @@ def response_payload(store: Store, cache: AnalysisCache, response_id: int) -> di
     return json_safe({"response": resp.to_dict(), **analysis})
 
 
-def tokens_payload(store: Store, response_id: int, *, offset: int, limit: int,
-                   prompt: bool) -> dict[str, Any]:
+def tokens_payload(
+    store: Store, response_id: int, *, offset: int, limit: int, prompt: bool
+) -> dict[str, Any]:
     resp = store.response(response_id, with_tokens=False)  # RunNotFoundError if unknown
     total = store.count_tokens(response_id, prompt=True) if prompt else resp.n_tokens
     toks = store.tokens(response_id, prompt=prompt, offset=offset, limit=limit)
-    return {"response_id": response_id, "part": "prompt" if prompt else "completion",
-            "total": total, "offset": offset, "limit": limit,
-            "tokens": token_page(toks, offset)}
+    return {
+        "response_id": response_id,
+        "part": "prompt" if prompt else "completion",
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "tokens": token_page(toks, offset),
+    }
 
 
 # -- calibration ------------------------------------------------------------------------------
 def _confidence(resp: Any, kind: str) -> float | None:
-    value = {"mean": resp.mean_logprob, "sequence": resp.sum_logprob,
-             "min": resp.min_logprob}[kind]
+    value = {"mean": resp.mean_logprob, "sequence": resp.sum_logprob, "min": resp.min_logprob}[kind]
     return None if value is None else math.exp(value)
 
 
-def calibration_inputs(store: Store, run: str, source: str, kind: str
-                       ) -> tuple[list[float], list[bool], str, list[str]]:
+def calibration_inputs(
+    store: Store, run: str, source: str, kind: str
+) -> tuple[list[float], list[bool], str, list[str]]:
     """``(confidence, correct, source used, notes)`` for a run's calibration pages.
 
     ``artifact``: the run's ``predictions.jsonl`` (rows as ``logprobe calibrate`` reads them);
@@ -119,8 +143,9 @@ def calibration_inputs(store: Store, run: str, source: str, kind: str
     ``auto``: the artifact when the run has one, else the labelled responses.
     """
     if kind not in CONFIDENCE_KINDS:
-        raise CalibrationError(f"confidence must be one of {', '.join(CONFIDENCE_KINDS)}",
-                               param="confidence")
+        raise CalibrationError(
+            f"confidence must be one of {', '.join(CONFIDENCE_KINDS)}", param="confidence"
+        )
     if source not in ("auto", "artifact", "responses"):
         raise CalibrationError("source must be auto, artifact or responses", param="source")
     if source in ("auto", "artifact"):
@@ -142,7 +167,9 @@ def calibration_inputs(store: Store, run: str, source: str, kind: str
         raise CalibrationError(
             f"run {run!r} has no {PREDICTIONS_ARTIFACT} artifact and no responses labelled "
             "correct/incorrect: attach one with `logprobe runs attach` or import responses "
-            "with a 'correct' field", param="run")
+            "with a 'correct' field",
+            param="run",
+        )
     return conf, correct, "responses", []
 
 
@@ -158,20 +185,30 @@ def _from_artifact(raw: bytes) -> tuple[list[float], list[bool], str, list[str]]
                 rows.append(None)  # reported as a skipped row with its line number
     preds = predictions_from_rows(rows, source=PREDICTIONS_ARTIFACT)
     notes = [f"skipped {s}" for s in preds.skipped[:10]]
-    return ([float(x) for x in preds.confidence], [bool(x) for x in preds.correct],
-            "artifact", notes)
+    return (
+        [float(x) for x in preds.confidence],
+        [bool(x) for x in preds.correct],
+        "artifact",
+        notes,
+    )
 
 
-def calibration_payload(store: Store, run: str, *, source: str, kind: str,
-                        n_bins: int) -> dict[str, Any]:
+def calibration_payload(
+    store: Store, run: str, *, source: str, kind: str, n_bins: int
+) -> dict[str, Any]:
     from ..calibration import reliability_data, risk_coverage_data
 
     if not 1 <= n_bins <= 100:
         raise CalibrationError("n_bins must be between 1 and 100", param="n_bins")
     conf, correct, used, notes = calibration_inputs(store, run, source, kind)
-    return json_safe({
-        "run": run, "source": used, "confidence": kind if used == "responses" else "artifact",
-        "n": len(conf), "notes": notes,
-        "reliability": reliability_data(conf, correct, n_bins),
-        "risk_coverage": risk_coverage_data(conf, correct),
-    })
+    return json_safe(
+        {
+            "run": run,
+            "source": used,
+            "confidence": kind if used == "responses" else "artifact",
+            "n": len(conf),
+            "notes": notes,
+            "reliability": reliability_data(conf, correct, n_bins),
+            "risk_coverage": risk_coverage_data(conf, correct),
+        }
+    )
