@@ -32,6 +32,8 @@ from collections.abc import Callable
 from typing import Any
 
 import llama_cpp
+
+from logprobe.engines.portability import reference_llama
 import numpy as np
 
 from logprobe.engines import GenerationParams
@@ -108,8 +110,8 @@ def main() -> None:
     eng = LlamaEngine(path, n_threads=args.threads)
     load = time.perf_counter() - t0
 
-    lcp = llama_cpp.Llama(path, n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads,
-                          logits_all=True, verbose=False)
+    lcp = reference_llama(path, n_ctx=2048, n_threads=args.threads,
+                          n_threads_batch=args.threads, logits_all=True)
     model, vocab = lcp._model.model, lcp._model.vocab
     gen = GenerationParams.make(temperature=0, max_tokens=args.tokens, top_logprobs=20,
                                 logit_bias={t: -100.0 for t in eng.eog_ids})

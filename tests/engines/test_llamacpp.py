@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import threading
 
-import numpy as np
 import pytest
 
 from logprobe import ContextOverflowError, InvalidRequestError, ModelNotFoundError
 from logprobe.engines import GenerationParams
 from logprobe.engines.llamacpp import LlamaEngine
+from logprobe.errors import EngineError
 from logprobe.types import LOGPROB_FLOOR, tokens_text
 
 QUESTION = [{"role": "user", "content": "Name three colours."}]
@@ -120,9 +120,10 @@ def test_scoring_the_generation_reproduces_its_logprobs(engine: LlamaEngine) -> 
     ids = [t.id for t in c.tokens]
     s = engine.score(ids, prompt=prompt, top_logprobs=3)
     assert [t.id for t in s.tokens] == ids
-    for g, r in zip(c.tokens, s.tokens, strict=True):
-        assert r.logprob == pytest.approx(g.logprob, abs=1e-3)
-        assert [a.id for a in r.top_logprobs][:1] == [a.id for a in g.top_logprobs][:1]
+    for g, r in zip(c.tokens, s.tokens, strict=True):  # bit for bit, alternatives included
+        assert r.logprob == g.logprob and r.entropy == g.entropy and r.rank == g.rank
+        assert [(a.id, a.logprob) for a in r.top_logprobs] == [
+            (a.id, a.logprob) for a in g.top_logprobs]
 
 
 def test_score_first_token_has_no_logprob_and_perplexity(engine: LlamaEngine) -> None:
@@ -140,14 +141,13 @@ def test_score_continuations_match_separate_scoring(engine: LlamaEngine) -> None
     for cont, sc in zip(conts, shared, strict=True):
         alone = engine.score(cont, prompt=prompt, top_logprobs=2)
         assert [t.id for t in sc.tokens] == [t.id for t in alone.tokens]
-        for a, b in zip(sc.tokens, alone.tokens, strict=True):
-            assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
+        assert [t.logprob for t in sc.tokens] == [t.logprob for t in alone.tokens]
     # token by token: each token's logprob equals scoring it after the growing prefix
     multi = shared[2]
     prefix = engine.tokenize(prompt)
     for t in multi.tokens:
         one = engine.score([t.id], prompt=prefix)
-        assert one.tokens[0].logprob == pytest.approx(t.logprob, abs=1e-3)
+        assert one.tokens[0].logprob == t.logprob
         prefix = [*prefix, t.id]
 
 
@@ -156,8 +156,7 @@ def test_score_many_equals_score(engine: LlamaEngine) -> None:
     many = engine.score_many(texts)
     for text, m in zip(texts, many, strict=True):
         one = engine.score(text)
-        assert [t.logprob for t in m.tokens][1:] == pytest.approx(
-            [t.logprob for t in one.tokens][1:], abs=1e-3)
+        assert [t.logprob for t in m.tokens][1:] == [t.logprob for t in one.tokens][1:]
 
 
 def test_prompt_logprobs_equal_scoring(engine: LlamaEngine) -> None:
@@ -167,8 +166,7 @@ def test_prompt_logprobs_equal_scoring(engine: LlamaEngine) -> None:
     pt = c.choice.prompt_tokens
     assert pt is not None and pt[0].logprob is None
     assert [t.id for t in pt] == [t.id for t in s.tokens]
-    assert [t.logprob for t in pt[1:]] == pytest.approx([t.logprob for t in s.tokens[1:]],
-                                                        abs=1e-3)
+    assert [t.logprob for t in pt[1:]] == [t.logprob for t in s.tokens[1:]]
 
 
 def test_streaming_equals_non_streaming(engine: LlamaEngine) -> None:
@@ -246,7 +244,7 @@ def test_concurrent_requests_match_alone(engine: LlamaEngine) -> None:
     for i, a in enumerate(alone):
         b = results[i]
         assert b.text == a.text
-        assert np.allclose([t.logprob for t in b.tokens], [t.logprob for t in a.tokens], atol=1e-2)
+        assert [t.logprob for t in b.tokens] == [t.logprob for t in a.tokens]  # bit for bit
     # batched: far fewer decode steps than the tokens generated
     assert steps < sum(len(a.tokens) for a in alone)
 
@@ -271,10 +269,10 @@ def test_concurrent_chats_share_their_system_prompt(engine: LlamaEngine) -> None
            for m in (first, second)]
     from logprobe.engines._scheduler import common_prefix
 
-    assert shared == common_prefix(*ids) >= 8
+    # the second chat's own earlier run is cached, so it reuses even more than the system prompt
+    assert shared >= common_prefix(*ids) >= 8
     assert [t.id for t in together.tokens] == [t.id for t in alone.tokens]
-    assert np.allclose([t.logprob for t in together.tokens], [t.logprob for t in alone.tokens],
-                       atol=1e-2)
+    assert [t.logprob for t in together.tokens] == [t.logprob for t in alone.tokens]
 
 
 def test_closing_a_stream_cancels_generation(engine: LlamaEngine) -> None:
@@ -369,8 +367,7 @@ def test_a_scheduler_bug_fails_the_request_and_the_engine_recovers(
     monkeypatch.setattr(sched, "_step", real_step)
     after = engine.complete("The sky is", greedy(max_tokens=6))
     assert [t.id for t in after.tokens] == [t.id for t in before.tokens]
-    assert [t.logprob for t in after.tokens] == pytest.approx(
-        [t.logprob for t in before.tokens], abs=1e-6)
+    assert [t.logprob for t in after.tokens] == [t.logprob for t in before.tokens]
 
 
 def test_score_with_messages_reproduces_chat_logprobs(engine: LlamaEngine) -> None:
@@ -381,11 +378,9 @@ def test_score_with_messages_reproduces_chat_logprobs(engine: LlamaEngine) -> No
     ids = [t.id for t in c.tokens]
     s = engine.score(ids, messages=QUESTION, top_logprobs=2)
     assert [t.id for t in s.tokens] == ids
-    for g, r in zip(c.tokens, s.tokens, strict=True):
-        assert r.logprob == pytest.approx(g.logprob, abs=1e-3)
+    assert [t.logprob for t in s.tokens] == [t.logprob for t in c.tokens]
     several = engine.score_continuations(None, [ids, ids[:3]], messages=QUESTION)
-    assert [t.logprob for t in several[1].tokens] == pytest.approx(
-        [t.logprob for t in s.tokens[:3]], abs=1e-3)
+    assert [t.logprob for t in several[1].tokens] == [t.logprob for t in s.tokens[:3]]
     as_text = engine.score(ids, prompt=engine.render_chat(QUESTION))
     assert as_text.prompt_token_count > len(engine.tokenize(
         engine.render_chat(QUESTION), add_bos=True, special=True))
@@ -401,3 +396,29 @@ def test_special_token_ids_are_the_control_tokens(engine: LlamaEngine) -> None:
         assert engine.tokenize(name) != ids  # plain text never produces a control token
     assert set(engine.eog_ids) & special
     assert not special & set(engine.tokenize("Hello world, plain words."))
+
+
+def test_close_waits_for_the_decode_in_flight_and_fails_the_request() -> None:
+    """close() from another thread while a generation decodes: the request fails with a clear
+    error, and the context is freed only after the scheduler thread has stopped using it."""
+    eng = LlamaEngine(n_threads=2, n_ctx=1024, n_seq_max=2)
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def generate() -> None:
+        try:
+            for _ in eng.stream("Tell a very long story.", greedy(max_tokens=900,
+                                logit_bias={t: -100.0 for t in eng.eog_ids})):
+                started.set()
+        except EngineError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=generate)
+    t.start()
+    assert started.wait(120)
+    eng.close()
+    assert not eng._sched._thread.is_alive()  # nothing can touch the freed context
+    t.join(60)
+    assert len(errors) == 1 and "closed" in str(errors[0])
+    with pytest.raises(EngineError, match="closed"):
+        eng.complete("Hi", greedy(max_tokens=1))

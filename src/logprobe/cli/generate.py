@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,9 @@ from ..types import Completion, ScoredText
 from ._execution import ActorCpusOpt, ActorsOpt, ExecChoice, RayAddressOpt, RayOpt
 from ._output import print_json, stdout, token_table
 from ._score_dataset import engine_model, print_score_summary, score_dataset
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 ModelOpt = Annotated[
     str | None,
@@ -36,7 +39,7 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="Store URL (default: SQL
 
 
 def open_engine(model: str | None, base_url: str | None, api_key: str | None,
-                threads: int | None = None) -> Any:
+                threads: int | None = None) -> Engine:
     """The embedded engine (default model, or a GGUF path), or a remote one with ``base_url``."""
     if base_url:
         from ..engines.remote import RemoteEngine
@@ -47,7 +50,9 @@ def open_engine(model: str | None, base_url: str | None, api_key: str | None,
         return RemoteEngine(base_url, model, api_key=api_key)
     from ..engines.llamacpp import LlamaEngine
 
-    return LlamaEngine(model, n_threads=threads)
+    # one request per process: two sequences (a prompt and its scored text) with the model's
+    # whole training context each, rather than many short ones
+    return LlamaEngine(model, n_threads=threads, n_ctx=1 << 20, n_seq_max=2)
 
 
 def _record(run: str | None, db: str | None, prompt: str, result: Completion | ScoredText,
@@ -198,7 +203,5 @@ def _policy(policy: str) -> Any:
     return policy
 
 
-def _close(engine: Any) -> None:
-    close = getattr(engine, "close", None)
-    if close is not None:
-        close()
+def _close(engine: Engine) -> None:
+    engine.close()

@@ -12,7 +12,7 @@ import typer
 from typer import exceptions as typer_exc
 
 from ..errors import LogprobeError
-from . import calibrate, gate, generate, inspect, serve, store, tasks
+from . import calibrate, doctor, gate, generate, inspect, serve, store, tasks
 
 app = typer.Typer(
     name="logprobe",
@@ -23,7 +23,23 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for _module in (generate, serve, inspect, gate, tasks, calibrate, store):
+
+def _version(value: bool) -> None:
+    if value:
+        print(doctor.version_line())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Print the versions of logprobe, llama-cpp-python and "
+                                 "ggml, and exit."),
+) -> None:
+    """Token log-probabilities: generate, score, serve, analyse, classify, calibrate, track."""
+
+
+for _module in (generate, serve, inspect, gate, tasks, calibrate, store, doctor):
     _module.register(app)
 
 

@@ -67,8 +67,9 @@ def serve(
     ui: bool = typer.Option(False, "--ui", help="Serve the web viewer of the run store under "
                                                 "/ui (on with --log)."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: all)."),
-    ctx: int = typer.Option(8192, "--ctx", min=16, help="KV-cache size shared by all requests."),
-    parallel: int = typer.Option(16, "--parallel", min=1,
+    ctx: int = typer.Option(2048, "--ctx", min=16, help="Context length of each sequence "
+                            "(prompt + output); KV memory is ctx x parallel cells."),
+    parallel: int = typer.Option(8, "--parallel", min=1,
                                  help="Most sequences decoded together in one batch."),
     max_body: str = typer.Option(None, "--max-body", envvar=MAX_BODY_ENV,
                                  help="Largest request body, e.g. 4MB (default); more: HTTP 413."),

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,8 @@ class GenJob:
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cancelled = threading.Event()
         self.prompt_tokens: tuple[TokenLogprob, ...] | None = None
-        self.reserve = len(ids) + params.n * params.max_tokens
         self.open_seqs = 0
+        self.shared_prefix = 0  # prompt tokens whose KV cache was reused instead of decoded
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -47,7 +48,6 @@ class ScoreJob:
     def __init__(self, reqs: Sequence[tuple[list[int], list[int], int]], k: int) -> None:
         self.reqs = list(reqs)
         self.k = k
-        self.reserve = max(len(p) + len(c) for p, c, _ in self.reqs)
         self._done = threading.Event()
         self.result: list[list[TokenLogprob]] | None = None
         self.error: BaseException | None = None
@@ -81,15 +81,62 @@ class _Seq:
     done: bool = False
 
 
-@dataclass(slots=True)
-class _Slots:
-    free: list[int]
-    cells_free: int
-    held: dict[int, int] = field(default_factory=dict)  # job id -> cells reserved
+class Slots:
+    """The context's sequences, one KV stream each: free, running, or holding a finished
+    prompt's KV cache for reuse (a least-recently-used prefix cache).
+
+    A slot's stream holds the KV of ``cached[slot]`` at positions ``0..len-1`` in cells
+    ``0..len-1`` (the canonical layout), so reusing its first ``m`` tokens gives bit-for-bit the
+    values a fresh prefill would.
+    """
+
+    def __init__(self, n: int, *, cache: bool = True) -> None:
+        self.n = n
+        self.empty: list[int] = list(range(n))[::-1]
+        self.cached: OrderedDict[int, list[int]] = OrderedDict()
+        self.cache_enabled = cache
+
+    @property
+    def available(self) -> int:
+        return len(self.empty) + len(self.cached)
+
+    def take(self) -> tuple[int, bool]:
+        """A slot for new work: an empty one if any, else the least recently cached one.
+        Returns ``(slot, was_cached)``; a cached slot's stream still holds its tokens."""
+        if self.empty:
+            return self.empty.pop(), False
+        slot, _ = self.cached.popitem(last=False)
+        return slot, True
+
+    def claim(self, slot: int) -> None:
+        """Take a specific cached slot (its prefix is about to be reused)."""
+        del self.cached[slot]
+
+    def give_back(self, slot: int, ids: Sequence[int] | None) -> bool:
+        """Return a slot; ``ids`` (the tokens its stream holds) keeps it as a prefix-cache entry.
+        Returns whether the slot's stream must be cleared by the caller."""
+        if ids is not None and self.cache_enabled and len(ids) >= MIN_SHARED_PREFIX:
+            self.cached[slot] = list(ids)
+            return False
+        self.empty.append(slot)
+        return True
+
+    def best_prefix(self, ids: Sequence[int]) -> tuple[int, int]:
+        """``(length, slot)`` of the cached entry sharing the longest prefix with ``ids``."""
+        best, where = 0, -1
+        for slot, held in self.cached.items():
+            n = common_prefix(held, ids)
+            if n > best:
+                best, where = n, slot
+        return best, where
+
+    def reset(self) -> None:
+        self.empty = list(range(self.n))[::-1]
+        self.cached.clear()
 
 
 MIN_SHARED_PREFIX = 8
-"""Shortest prompt prefix worth copying from a running sequence instead of decoding it."""
+"""Shortest prompt prefix worth reusing from another sequence instead of decoding it."""
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

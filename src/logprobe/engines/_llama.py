@@ -19,6 +19,8 @@ import numpy as np
 
 from .._paths import logprobe_home
 from ..errors import EngineError, InvalidRequestError, ModelNotFoundError
+from . import _ggml
+from .portability import apply_model_params, self_test
 
 _REQUIRED = (
     "llama_backend_init", "llama_model_default_params", "llama_model_load_from_file",
@@ -65,22 +67,26 @@ def _init_backend() -> None:
 
 @dataclass(frozen=True, slots=True)
 class ContextConfig:
-    n_ctx: int
+    n_ctx_seq: int  # KV cells of each sequence's own stream (its context length)
     n_batch: int
     n_seq_max: int
     n_threads: int
+    prefix_cache: bool = True
+    reference_kernels: bool = True  # ggml's per-row kernels: batch-invariant results
 
 
 class LlamaModel:
     """A loaded GGUF model with its vocabulary tables (token bytes, end-of-generation ids)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, extra_buffers: bool = False) -> None:
         if not os.path.isfile(path):
             raise ModelNotFoundError(f"model file not found: {path}")
         _init_backend()
         self.ll = ll = _lib()
-        mp = ll.llama_model_default_params()
-        mp.n_gpu_layers = 0
+        if extra_buffers:  # opt-in only: guarded by a cached self-test in a subprocess
+            self_test(path, extra_buffers=True, raise_on_failure=True)
+        mp = apply_model_params(ll.llama_model_default_params(), extra_buffers=extra_buffers)
+        self.extra_buffers = extra_buffers
         self.ptr = ll.llama_model_load_from_file(path.encode(), mp)
         if not self.ptr:
             raise ModelNotFoundError(f"could not load a GGUF model from {path}")
@@ -180,25 +186,35 @@ def _vocab_tables(model: LlamaModel, path: str) -> tuple[list[bytes], np.ndarray
 
 
 class LlamaContext:
-    """A llama.cpp context with ``n_seq_max`` sequences sharing one (unified) KV cache."""
+    """A llama.cpp context of ``n_seq_max`` sequences, each in its own KV stream.
+
+    llama.cpp's non-unified KV cache ("high-throughput mode") gives every sequence a stream of
+    ``n_ctx_seq`` cells that no other sequence touches; with ggml's reference kernels on (see
+    :mod:`._ggml`), a row's results then depend only on its own sequence.
+    """
 
     def __init__(self, model: LlamaModel, cfg: ContextConfig) -> None:
         ll = self.ll = model.ll
         self.model = model
         self.cfg = cfg
         cp = ll.llama_context_default_params()
-        cp.n_ctx = cfg.n_ctx
+        cp.n_ctx = cfg.n_ctx_seq * cfg.n_seq_max
         cp.n_batch = cfg.n_batch
         cp.n_ubatch = cfg.n_batch
         cp.n_seq_max = cfg.n_seq_max
         cp.n_threads = cfg.n_threads
         cp.n_threads_batch = cfg.n_threads
         cp.no_perf = True
-        if hasattr(cp, "kv_unified"):
-            cp.kv_unified = True
+        cp.kv_unified = False
         self.ptr = ll.llama_init_from_model(model.ptr, cp)
         if not self.ptr:
             raise EngineError("llama.cpp could not create a context (out of memory?)")
+        n_ctx_seq = int(ll.llama_n_ctx_seq(self.ptr)) if hasattr(ll, "llama_n_ctx_seq") else 0
+        if n_ctx_seq and n_ctx_seq < cfg.n_ctx_seq:  # pragma: no cover - llama.cpp's rounding
+            cfg = self.cfg = ContextConfig(n_ctx_seq, cfg.n_batch, cfg.n_seq_max, cfg.n_threads,
+                                           cfg.prefix_cache, cfg.reference_kernels)
+        self.reference_kernels = cfg.reference_kernels and _ggml.set_reference_mode(
+            ctypes.cast(self.ptr, ctypes.c_void_p).value or 0)
         self.mem = ll.llama_get_memory(self.ptr)
         self.n_vocab = model.n_vocab
         self.batch = ll.llama_batch_init(cfg.n_batch, 0, 1)

@@ -2,10 +2,15 @@
 
 Jobs arrive from any thread. Between decode steps the scheduler drops cancelled sequences,
 runs scoring jobs and admits new generation jobs (prefilling their prompt once and sharing its KV
-cache with their ``n`` choices; a prompt prefix that a running sequence already holds, such as a
-chat template's system prompt, is copied from it instead of decoded again); then one
-``llama_decode`` advances every active sequence by one token, and one vectorised pass turns the
-batch's logits rows into logprobs.
+cache with their ``n`` choices); then one ``llama_decode`` advances every active sequence by one
+token, and one vectorised pass turns the batch's logits rows into logprobs.
+
+Every sequence has its own KV stream (llama.cpp's non-unified cache) holding its tokens in
+position order from cell 0, and ggml runs its per-row reference kernels, so a sequence's logits
+do not depend on what else is in the batch (``docs/ENGINE.md``). That layout also makes prompt
+prefixes reusable exactly: a finished prompt stays in its stream as a prefix-cache entry, and a
+new prompt starting with the same tokens (a chat template's system prompt) continues from it, or
+from a copy of a running sequence's stream, instead of decoding them again.
 
     step:  tokens (m,) -> llama_decode -> logits (m, V) -> sample (m,) -> row_stats -> events
 """
@@ -21,7 +26,7 @@ import numpy as np
 
 from ..errors import ContextOverflowError, EngineError, LogprobeError, UnsatisfiableError
 from ..types import Alternative, TokenLogprob
-from ._jobs import MIN_SHARED_PREFIX, GenJob, ScoreJob, _Seq, _Slots, common_prefix
+from ._jobs import MIN_SHARED_PREFIX, GenJob, ScoreJob, Slots, _Seq, common_prefix
 from ._llama import LlamaContext, LlamaModel
 from ._logprobs import row_stats
 from ._sampling import SequenceSampler
@@ -33,26 +38,24 @@ class Scheduler:
         self.model = model
         self.ctx = ctx
         self.n_batch = ctx.cfg.n_batch
-        self.n_ctx_seq = min(ctx.cfg.n_ctx, model.n_ctx_train or ctx.cfg.n_ctx)
-        self.slots = _Slots(free=list(range(ctx.cfg.n_seq_max))[::-1], cells_free=ctx.cfg.n_ctx)
+        self.n_ctx_seq = ctx.cfg.n_ctx_seq
+        self.slots = Slots(ctx.cfg.n_seq_max, cache=ctx.cfg.prefix_cache)
         self.pending: deque[GenJob | ScoreJob] = deque()
         self.active: list[_Seq] = []
         self.cv = threading.Condition()
         self.counters: Counter[str] = Counter()
         self._stopping = False
-        self._retired: list[int] = []
         self._thread: threading.Thread | None = None
         self.text = [b.decode("utf-8", errors="replace") for b in model.token_bytes]
 
     # --- public, any thread -----------------------------------------------------------------
 
     def submit(self, job: GenJob | ScoreJob) -> None:
-        if job.reserve > self.ctx.cfg.n_ctx:
+        need = job.params.n if isinstance(job, GenJob) else 1
+        if need > self.slots.n:
             raise ContextOverflowError(
-                f"the request needs {job.reserve} KV-cache cells but the engine has "
-                f"{self.ctx.cfg.n_ctx}: lower n or max_tokens, or start it with a larger n_ctx",
-                param="max_tokens",
-            )
+                f"the request needs {need} parallel sequences but the engine has {self.slots.n}",
+                param="n")
         with self.cv:
             if self._stopping:
                 raise EngineError("the engine is closed")
@@ -63,12 +66,17 @@ class Scheduler:
                 self._thread.start()
             self.cv.notify()
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop the thread; returns True once nothing can touch the context any more. The
+        thread finishes the decode call it is in (llama.cpp cannot be interrupted mid-call), so
+        the wait is bounded by one step, however long the context."""
         with self.cv:
             self._stopping = True
             self.cv.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        return True
 
     # --- scheduler thread -------------------------------------------------------------------
 
@@ -117,14 +125,15 @@ class Scheduler:
             s.job.events.put(err)
             s.job.cancel()
         self.active.clear()
-        self._retired.clear()
         self.ctx.clear()
-        n = self.ctx.cfg.n_seq_max
-        self.slots = _Slots(free=list(range(n))[::-1], cells_free=self.ctx.cfg.n_ctx)
+        self.slots.reset()
 
     def _admit(self) -> list[GenJob | ScoreJob]:
-        """Jobs (FIFO) whose slots and KV cells are free now; reserves them."""
+        """Jobs (FIFO) for which enough sequence slots are free now. They run in this order:
+        a generation job keeps its ``n`` slots, a scoring job gives its slots back before the
+        next job starts, so only generation jobs use up the budget."""
         out: list[GenJob | ScoreJob] = []
+        budget = self.slots.available
         while self.pending:
             job = self.pending[0]
             if job.cancelled:
@@ -133,20 +142,13 @@ class Scheduler:
                     job.params.n if isinstance(job, GenJob) else 0)
                 continue
             need = job.params.n if isinstance(job, GenJob) else 1
-            if isinstance(job, ScoreJob) and any(p for p, _, _ in job.reqs):
-                need = 2  # the shared prefix's slot plus at least one continuation
-            if self._retired:
-                self._flush_retired()  # a new job needs cells and slots: free them now
-            if len(self.slots.free) < need or self.slots.cells_free < job.reserve:
+            if budget < need:
                 break
             self.pending.popleft()
-            self.slots.cells_free -= job.reserve
-            self.slots.held[id(job)] = job.reserve
+            if isinstance(job, GenJob):
+                budget -= need
             out.append(job)
         return out
-
-    def _release(self, job: GenJob | ScoreJob) -> None:
-        self.slots.cells_free += self.slots.held.pop(id(job), 0)
 
     def _fail_all(self, err: BaseException) -> None:
         for s in list(self.active):
@@ -185,45 +187,65 @@ class Scheduler:
         assert last is not None
         return last, chunks
 
-    def _share_prefix(self, ids: list[int], slot: int) -> int:
-        """Copy into ``slot`` the KV cache of the longest prompt prefix that a running sequence
-        already holds (concurrent chats share their template's system prompt); returns how many
-        leading tokens need no decoding. Their KV values are those the running sequence computed
-        for the same tokens at the same positions. A request served alone shares nothing."""
-        best, src = 0, -1
+    def _take(self) -> int:
+        """A slot with an empty stream (evicting the least recently used cache entry)."""
+        slot, was_cached = self.slots.take()
+        if was_cached:
+            self.ctx.seq_rm(slot)
+        return slot
+
+    def _free(self, slot: int, ids: Sequence[int] | None = None) -> None:
+        """Give a slot back; with ``ids`` (the tokens its stream holds, from position 0) it
+        stays in the prefix cache, otherwise its stream is cleared."""
+        if self.slots.give_back(slot, ids):
+            self.ctx.seq_rm(slot)
+
+    def _slot_with_prefix(self, ids: list[int], *, usable: int) -> tuple[int, int]:
+        """A slot for a prompt ``ids`` and how many of its leading tokens (at most ``usable``)
+        the slot's stream already holds: a cached prompt's stream is reused in place, a running
+        sequence's stream is copied; either way the tokens sit at their own positions from cell
+        0, so the values are those a fresh prefill computes. A request served alone on an empty
+        engine shares nothing."""
+        best, src = self.slots.best_prefix(ids)
+        from_cache = True
         for s in self.active:
             n = common_prefix(s.job.ids, ids)
             if n > best:
-                best, src = n, s.slot
-        best = min(best, len(ids) - 1)  # the last prompt token is decoded for its logits
+                best, src, from_cache = n, s.slot, False
+        best = min(best, usable)
         if best < MIN_SHARED_PREFIX:
-            return 0
-        self.ctx.seq_cp(src, slot, 0, best)
+            return self._take(), 0
+        if from_cache:
+            self.slots.claim(src)
+            slot = src
+        else:
+            slot = self._take()
+            self.ctx.seq_cp(src, slot)  # a whole-stream copy (what llama.cpp allows across streams)
+        self.ctx.seq_rm(slot, best, -1)
         self.counters["shared_prefix_tokens"] += best
-        return best
+        return slot, best
 
     def _start_gen(self, job: GenJob) -> None:
         p = job.params
-        slot0 = self.slots.free.pop()
+        want_all = p.prompt_logprobs is not None
+        slot0, start = (self._take(), 0) if want_all else self._slot_with_prefix(
+            job.ids, usable=len(job.ids) - 1)  # the last prompt token is decoded for its logits
+        job.shared_prefix = start
         slots = [slot0]
         try:
-            want_all = p.prompt_logprobs is not None
-            start = 0 if want_all else self._share_prefix(job.ids, slot0)
             last, chunks = self._prefill(slot0, job.ids[start:], start, want_all)
             if want_all:
                 rows = np.concatenate(chunks)[:-1]
                 job.prompt_tokens = tuple(
                     self._first_token(job.ids[0])) + tuple(
                     self._tokens(rows, np.asarray(job.ids[1:]), p.prompt_logprobs or 0))
-            for i in range(1, p.n):
-                s = self.slots.free.pop()
+            for _ in range(1, p.n):
+                s = self._take()
                 slots.append(s)
                 self.ctx.seq_cp(slot0, s)
         except LogprobeError as e:
             for s in slots:
-                self.ctx.seq_rm(s)
-                self.slots.free.append(s)
-            self._release(job)
+                self._free(s)
             job.events.put(e)
             return
         seqs = []
@@ -313,12 +335,10 @@ class Scheduler:
         s.done = True
         if s in self.active:
             self.active.remove(s)
-        # The finished sequence's KV cells stay in place while others are decoding: freeing them
-        # mid-batch lets llama.cpp put the survivors' next tokens into the holes, which changes
-        # their attention's summation order (seen as ~0.05 logprob drift). Freed when idle.
-        self._retired.append(s.slot)
-        if not self.active or not self.slots.free:
-            self._flush_retired()
+        # Each sequence owns its stream, so freeing it cannot move anyone else's cells. The first
+        # choice of a finished prompt stays cached: its stream holds the prompt from cell 0.
+        keep = s.index == 0 and error is None
+        self._free(s.slot, s.job.ids if keep else None)
         s.job.open_seqs -= 1
         if error is not None:
             s.job.events.put(error)
@@ -328,13 +348,6 @@ class Scheduler:
                 s.job.events.put(None)
             for other in [o for o in self.active if o.job is s.job]:
                 self._close_seq(other)
-            self._release(s.job)
-
-    def _flush_retired(self) -> None:
-        for slot in self._retired:
-            self.ctx.seq_rm(slot)
-            self.slots.free.append(slot)
-        self._retired.clear()
 
     def _drop_cancelled(self) -> None:
         for s in [s for s in self.active if s.job.cancelled]:
@@ -374,8 +387,6 @@ class Scheduler:
             job.finish(None, EngineError(f"scoring failed: {e!r}"))
         else:
             job.finish(result, None)
-        finally:
-            self._release(job)
 
     def _score(self, job: ScoreJob) -> list[list[TokenLogprob]]:
         out: list[list[TokenLogprob] | None] = [None] * len(job.reqs)
@@ -388,50 +399,46 @@ class Scheduler:
 
     def _score_group(self, job: ScoreJob, prefix: list[int], idxs: list[int],
                      out: list[list[TokenLogprob] | None]) -> None:
-        """Score continuations sharing ``prefix``: prefill it once, copy its cache, batch the rest."""
+        """Score continuations sharing ``prefix``: prefill it once (or reuse a cached or running
+        prefix), copy its stream to each continuation, decode the continuations together."""
         base = None
         first_row = None
         if prefix:
-            base = self.slots.free.pop()
+            base, start = self._slot_with_prefix(prefix, usable=len(prefix) - 1)
             try:
-                first_row, _ = self._prefill(base, prefix, 0, False)
+                first_row, _ = self._prefill(base, prefix[start:], start, False)
             except BaseException:
-                self.ctx.seq_rm(base)
-                self.slots.free.append(base)
+                self._free(base)
                 raise
         try:
-            width = max(1, len(self.slots.free))
-            cells = self.ctx.cfg.n_ctx - len(prefix)
+            width = self.slots.available
             i = 0
             while i < len(idxs):
-                group: list[int] = []
-                used = 0
-                while i < len(idxs) and len(group) < width:
-                    c = len(job.reqs[idxs[i]][1])
-                    if group and used + c > cells:
-                        break
-                    group.append(idxs[i])
-                    used += c
-                    i += 1
-                self._score_batch(job, prefix, base, first_row, group, out)
+                group = idxs[i : i + max(1, width)]
+                i += len(group)
+                self._score_batch(job, prefix, base, first_row, group, out,
+                                  in_base=width == 0)
         finally:
             if base is not None:
-                self.ctx.seq_rm(base)
-                self.slots.free.append(base)
+                self._free(base, prefix)
 
     def _score_batch(self, job: ScoreJob, prefix: list[int], base: int | None,
                      first_row: np.ndarray | None, group: list[int],
-                     out: list[list[TokenLogprob] | None]) -> None:
-        slots = [self.slots.free.pop() for _ in group]
+                     out: list[list[TokenLogprob] | None], *, in_base: bool = False) -> None:
+        """Decode ``group``'s continuations together, each in a copy of the prefix's stream;
+        ``in_base`` (an engine with one sequence) decodes one continuation in the prefix's own
+        stream and trims it back to the prefix afterwards."""
+        slots = [base] if in_base and base is not None else [self._take() for _ in group]
         try:
             toks: list[int] = []
             poss: list[int] = []
             seqs: list[int] = []
             owner: list[tuple[int, int]] = []
-            for j, (slot, r) in enumerate(zip(slots, group, strict=True)):
+            for slot, r in zip(slots, group, strict=True):
                 cids = job.reqs[r][1]
                 if base is not None and first_row is not None:
-                    self.ctx.seq_cp(base, slot)
+                    if slot != base:
+                        self.ctx.seq_cp(base, slot)
                     first = self._tokens(first_row[None, :], np.asarray(cids[:1]), job.k)
                 else:
                     first = self._first_token(cids[0])
@@ -451,5 +458,7 @@ class Scheduler:
                     out[r].append(tl)  # type: ignore[union-attr]
         finally:
             for s in slots:
-                self.ctx.seq_rm(s)
-                self.slots.free.append(s)
+                if s == base:
+                    self.ctx.seq_rm(s, len(prefix), -1)
+                else:
+                    self._free(s)

@@ -25,15 +25,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
 from ..errors import ContextOverflowError, EngineError, InvalidRequestError, ModelNotFoundError
 from ..types import Choice, Completion, ScoredText, Usage
 from ._chat import ChatTemplate
 from ._llama import ContextConfig, LlamaContext, LlamaModel
 from ._scheduler import GenJob, Scheduler, ScoreJob
-from .base import DEFAULT_MAX_LOGPROBS, GenerationParams, Message, Prompt, StreamEvent
+from .base import (
+    DEFAULT_MAX_LOGPROBS,
+    GenerationOptions,
+    GenerationParams,
+    Message,
+    Prompt,
+    StreamEvent,
+    resolve_params,
+)
+from .portability import extra_buffers_wanted
 
-__all__ = ["LlamaEngine", "default_model_path"]
+DEFAULT_N_CTX = 2048
+"""Default context length of each sequence."""
+DEFAULT_N_SEQ_MAX = 8
+"""Default number of sequences decoded together."""
+
+__all__ = ["DEFAULT_N_CTX", "DEFAULT_N_SEQ_MAX", "LlamaEngine", "default_model_path"]
 
 
 def default_model_path() -> str:
@@ -80,26 +95,40 @@ class _EventStream(Iterator[StreamEvent]):
 class LlamaEngine:
     """Exact token logprobs from a local GGUF model. Thread-safe; concurrent calls are batched.
 
+    A request's tokens and logprobs are bit-for-bit the same however it is served: alone or
+    beside any other requests, generated or scored (``docs/ENGINE.md`` explains how).
+
     Args:
         model_path: a GGUF file; ``None`` = the default SmolLM2-135M-Instruct.
-        n_ctx: KV-cache cells shared by all sequences in flight; each sequence is also limited to
-            the model's training context.
+        n_ctx: context length of each sequence (prompt plus generated tokens), capped at the
+            model's training context. Every sequence has its own KV cache of this size, so the
+            memory is ``n_ctx * n_seq_max`` cells (23 KB a cell for the default model).
         n_threads: CPU threads (default: all cores).
         n_batch: most tokens decoded in one llama.cpp call (prompt chunks are this long).
-        n_seq_max: most sequences decoded together (choices and concurrent requests).
+        n_seq_max: most sequences decoded together (choices, concurrent requests, scored
+            continuations); finished prompts stay cached in free ones for prefix reuse.
         max_logprobs: cap on alternatives per token (``-1`` = the whole vocabulary).
+        extra_buffers: llama.cpp's CPU-specific weight layouts (AMX, repacking); off by default
+            (see :mod:`logprobe.engines.portability`), ``None`` = ``$LOGPROBE_EXTRA_BUFFERS``.
+        prefix_cache: reuse the KV cache of prompt prefixes other requests already computed.
+        batch_invariant: ggml's per-row reference kernels (default), so that a request's numbers
+            do not depend on what shares its batch; ``False`` uses llama.cpp's default kernels
+            (tiled and KV-split attention), whose results move with batch composition.
     """
 
     def __init__(
         self,
         model_path: str | os.PathLike[str] | None = None,
         *,
-        n_ctx: int = 8192,
+        n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
         n_batch: int = 512,
-        n_seq_max: int = 16,
+        n_seq_max: int = DEFAULT_N_SEQ_MAX,
         max_logprobs: int = DEFAULT_MAX_LOGPROBS,
         name: str | None = None,
+        extra_buffers: bool | None = None,
+        prefix_cache: bool = True,
+        batch_invariant: bool = True,
     ) -> None:
         path = str(model_path) if model_path is not None else default_model_path()
         if not os.path.exists(path):
@@ -107,18 +136,44 @@ class LlamaEngine:
         if n_ctx < 16 or n_batch < 1 or n_seq_max < 1:
             raise InvalidRequestError("n_ctx >= 16, n_batch >= 1 and n_seq_max >= 1 are required")
         self.model_path = path
-        self._model = LlamaModel(path)
+        self._model = LlamaModel(path, extra_buffers=extra_buffers_wanted(extra_buffers))
         self.n_vocab = self._model.n_vocab
         self.max_logprobs = self.n_vocab if max_logprobs < 0 else max_logprobs
         threads = n_threads or os.cpu_count() or 1
-        cfg = ContextConfig(n_ctx=n_ctx, n_batch=n_batch, n_seq_max=n_seq_max, n_threads=threads)
+        n_ctx_seq = min(n_ctx, self._model.n_ctx_train or n_ctx)
+        cfg = ContextConfig(n_ctx_seq=n_ctx_seq, n_batch=n_batch, n_seq_max=n_seq_max,
+                            n_threads=threads, prefix_cache=prefix_cache,
+                            reference_kernels=batch_invariant)
         self._ctx = LlamaContext(self._model, cfg)
-        self.n_ctx = n_ctx
-        self.n_ctx_seq = min(n_ctx, self._model.n_ctx_train or n_ctx)
+        self.n_ctx = self._ctx.cfg.n_ctx_seq  # per sequence, after the cap
+        self.n_ctx_seq = self._ctx.cfg.n_ctx_seq
+        self.n_seq_max = n_seq_max
         self.model_name = name or Path(path).stem
         self._chat = ChatTemplate(self._model.chat_template(), self._model)
         self._sched = Scheduler(self._model, self._ctx)
         self._closed = False
+
+    # --- capabilities -------------------------------------------------------------------------
+
+    @property
+    def can_score(self) -> bool:
+        """Teacher-forced scoring is exact here (the same numbers as generation)."""
+        return True
+
+    @property
+    def exact_entropy(self) -> bool:
+        """Every token carries the entropy of the full distribution."""
+        return True
+
+    @property
+    def batch_invariant(self) -> bool:
+        """Whether ggml's per-row reference kernels are on, so that results do not depend on
+        what else shares a batch (see ``docs/ENGINE.md``)."""
+        return self._ctx.reference_kernels
+
+    @property
+    def extra_buffers(self) -> bool:
+        return self._model.extra_buffers
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -129,7 +184,8 @@ class LlamaEngine:
     def token_bytes(self, token_id: int) -> bytes:
         """Exact bytes of a token (special tokens render as their text)."""
         if not 0 <= token_id < self.n_vocab:
-            raise InvalidRequestError(f"token id {token_id} is outside the vocabulary", param="prompt")
+            raise InvalidRequestError(f"token id {token_id} is outside the vocabulary",
+                                      param="prompt")
         return self._model.token_bytes[token_id]
 
     def detokenize(self, ids: Sequence[int]) -> bytes:
@@ -145,7 +201,8 @@ class LlamaEngine:
         produces unless special tokens are parsed (grammar engines must not emit them as text)."""
         return self._model.special_ids()
 
-    def render_chat(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
+    def render_chat(self, messages: Sequence[Message], *,
+                    add_generation_prompt: bool = True) -> str:
         """The prompt text the model's own chat template produces for ``messages``."""
         return self._chat.render(messages, add_generation_prompt=add_generation_prompt)
 
@@ -167,10 +224,12 @@ class LlamaEngine:
     # --- generation ---------------------------------------------------------------------------
 
     def complete(
-        self, prompt: Prompt, params: GenerationParams | None = None, *, constraint: Any = None
+        self, prompt: Prompt, params: GenerationParams | None = None, *, constraint: Any = None,
+        **options: Unpack[GenerationOptions],
     ) -> Completion:
-        """Plain completion of a text prompt (or token ids)."""
-        p = params or GenerationParams()
+        """Plain completion of a text prompt (or token ids); options as ``params`` or keywords
+        (``top_logprobs=5, max_tokens=16, temperature=0``)."""
+        p = self._params(params, options)
         ids = self._prompt_ids(prompt, special=False)
         return self._collect(ids, p, constraint)
 
@@ -180,9 +239,10 @@ class LlamaEngine:
         params: GenerationParams | None = None,
         *,
         constraint: Any = None,
+        **options: Unpack[GenerationOptions],
     ) -> Completion:
         """Chat completion: the model's chat template is applied to ``messages``."""
-        p = params or GenerationParams()
+        p = self._params(params, options)
         ids = self._prompt_ids(self.render_chat(messages), special=True, param="messages")
         return self._collect(ids, p, constraint)
 
@@ -193,9 +253,10 @@ class LlamaEngine:
         *,
         messages: Sequence[Message] | None = None,
         constraint: Any = None,
+        **options: Unpack[GenerationOptions],
     ) -> Iterator[StreamEvent]:
         """Token-by-token events of every choice; closing the iterator cancels the generation."""
-        p = params or GenerationParams()
+        p = self._params(params, options)
         if (prompt is None) == (messages is None):
             raise InvalidRequestError("give exactly one of prompt or messages", param="prompt")
         if messages is not None:
@@ -206,6 +267,11 @@ class LlamaEngine:
         job = self._submit_gen(ids, p, constraint)
         return self._events(job)
 
+    def _params(self, params: GenerationParams | None, options: Any) -> GenerationParams:
+        if params is None and not options:
+            return GenerationParams()
+        return resolve_params(params, max_logprobs=self.max_logprobs, **options)
+
     def _submit_gen(self, ids: list[int], p: GenerationParams, constraint: Any) -> GenJob:
         self._check_open()
         p.validate(max_logprobs=self.max_logprobs)
@@ -215,7 +281,7 @@ class LlamaEngine:
             raise ContextOverflowError(
                 f"this model's maximum context length is {self.n_ctx_seq} tokens; the prompt has "
                 f"{len(ids)} tokens and max_tokens is {p.max_tokens}: shorten the prompt or "
-                "lower max_tokens",
+                "lower max_tokens" + self._ctx_hint(),
                 param="max_tokens" if len(ids) < self.n_ctx_seq else "prompt",
             )
         if p.n > self._ctx.cfg.n_seq_max:
@@ -226,6 +292,13 @@ class LlamaEngine:
         job = GenJob(ids, p, constraint)
         self._sched.submit(job)
         return job
+
+    def _ctx_hint(self) -> str:
+        train = self._model.n_ctx_train
+        if train and self.n_ctx_seq < train:
+            return (f" (this engine was started with n_ctx={self.n_ctx_seq}; the model allows "
+                    f"{train})")
+        return ""
 
     def _events(self, job: GenJob) -> _EventStream:
         return _EventStream(job)
@@ -337,7 +410,7 @@ class LlamaEngine:
             if total > self.n_ctx_seq:
                 raise ContextOverflowError(
                     f"this model's maximum context length is {self.n_ctx_seq} tokens; the text "
-                    f"to score has {total}",
+                    f"to score has {total}" + self._ctx_hint(),
                     param="text",
                 )
             reqs.append((pids, cids, bos))
@@ -372,7 +445,7 @@ class LlamaEngine:
         if self._closed:
             return
         self._closed = True
-        self._sched.stop()
+        self._sched.stop()  # waits for the decode call in flight: nothing touches the context after
         self._ctx.close()
         self._model.close()
 

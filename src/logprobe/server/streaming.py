@@ -109,24 +109,39 @@ class _Failure:
 class ThreadedStream:
     """Runs several blocking iterators in threads; yields ``(source_index, item)`` on the loop.
 
-    ``factories[i]()`` is called inside thread ``i`` (so even its set-up cost stays off the
-    loop). :meth:`get` raises whatever a source raised. :meth:`close` stops every source.
+    ``factories[i]()`` is called inside a worker thread (so even its set-up cost stays off the
+    loop). At most ``max_threads`` sources run at once, however many a request brings (a
+    streamed completion with a list of prompts): the others wait for a worker. :meth:`get`
+    raises whatever a source raised. :meth:`close` stops every source.
     """
 
-    def __init__(self, factories: Sequence[Callable[[], Iterator[Any]]], stats: ServerStats):
+    def __init__(self, factories: Sequence[Callable[[], Iterator[Any]]], stats: ServerStats,
+                 max_threads: int = 8):
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         self._stop = threading.Event()
         self._stats = stats
         self._open = len(factories)
         self._closed = False
+        self._todo = list(enumerate(factories))[::-1]
+        self._todo_lock = threading.Lock()
         self._threads = [
-            threading.Thread(target=self._run, args=(i, f), name=f"logprobe-stream-{i}",
-                             daemon=True)
-            for i, f in enumerate(factories)
+            threading.Thread(target=self._work, name=f"logprobe-stream-{i}", daemon=True)
+            for i in range(max(1, min(max_threads, len(factories))))
         ]
         for t in self._threads:
             t.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._todo_lock:
+                if not self._todo:
+                    return
+                index, factory = self._todo.pop()
+            if self._stop.is_set():
+                self._put((index, _END))
+                continue
+            self._run(index, factory)
 
     def _put(self, item: tuple[int, Any]) -> None:
         try:
