@@ -1,16 +1,20 @@
-"""Benchmark: `logprobe serve` against llama-cpp-python's own server, same GGUF, same threads.
+"""Benchmark: `logprobe serve` against llama.cpp's own C++ `llama-server` and llama-cpp-python's
+server, same GGUF, same threads, measured in one run.
 
-Both servers are started here, one after the other (never together: they would share the CPU),
-on loopback, and driven with the same streaming chat requests (`logprobs: true,
-top_logprobs: 20`, greedy, fixed prompts). Measured per server:
+All servers are started first and stay up (an idle server sleeps); then every round measures
+each of them in turn (the order rotates), so a slow spell of this shared machine hits all of
+them, and each round gives paired ratios. Per server and per logprob setting
+(`top_logprobs` 20, 5, and logprobs off): completion tokens/s of one streaming chat request,
+time to first token, and the aggregate tokens/s of 4 concurrent streams. Chat, greedy,
+`max_tokens` fixed, fixed prompts.
 
-* single stream: completion tokens/s of one streaming request at a time, and time to first token;
-* 4 concurrent streams: aggregate completion tokens/s of 4 requests in flight together.
+    .venv/bin/python bench/bench_server.py [--threads 2] [--max-tokens 128] [--rounds 5]
+        [--out docs/experiments/server_bench.md] [--skip-peer] [--skip-llama-server]
 
-    .venv/bin/python bench/bench_server.py [--threads 2] [--max-tokens 64] [--rounds 3]
-        [--out docs/experiments/server_bench.md]
-
-The peer needs `llama-cpp-python[server]` (`pip install 'llama-cpp-python[server]'`).
+`llama-server` is built once from the llama.cpp sources vendored in the installed
+llama-cpp-python (`bench/peer_llama_server.py`, ~10 min on 2 cores); if it cannot be built the
+bench says so and measures the rest. The llama-cpp-python peer needs
+`llama-cpp-python[server]` (the `bench` extra).
 """
 
 from __future__ import annotations
@@ -69,10 +73,12 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) ->
     raise RuntimeError(f"server at {url} did not come up in {timeout:.0f} s")
 
 
-def stream_chat(url: str, model: str, prompt: str, max_tokens: int) -> StreamResult:
-    body = {"model": model, "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens, "temperature": 0, "logprobs": True, "top_logprobs": 20,
-            "stream": True}
+def stream_chat(url: str, model: str, prompt: str, max_tokens: int,
+                top: int | None = 20) -> StreamResult:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}],
+                            "max_tokens": max_tokens, "temperature": 0, "stream": True}
+    if top is not None:
+        body |= {"logprobs": True, "top_logprobs": top}
     res = StreamResult(0, 0.0, None, 0)
     t0 = time.perf_counter()
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as r:
@@ -103,41 +109,25 @@ def _count(line: str, res: StreamResult, t0: float) -> None:
     res.tokens += produced
 
 
-def measure(url: str, model: str, max_tokens: int, rounds: int) -> dict[str, Any]:
-    """Rounds of (two single streams, then 4 concurrent streams): interleaved so that a slow
-    spell of this shared machine hits both, and each round gives its own conc/single ratio."""
-    stream_chat(url, model, "Hello.", 8)  # warm-up
-    singles: list[StreamResult] = []
-    conc_rates, round_ratios = [], []
-    broken = 0
-    for k in range(rounds):
-        these = [stream_chat(url, model, PROMPTS[(2 * k + i) % len(PROMPTS)], max_tokens)
-                 for i in range(2)]
-        singles += these
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(lambda p: stream_chat(url, model, p, max_tokens), PROMPTS))
-        wall = time.perf_counter() - t0
-        conc_rates.append(sum(r.tokens for r in results) / wall)
-        round_ratios.append(conc_rates[-1] / statistics.mean(r.tokens / r.seconds
-                                                             for r in these))
-        broken += sum(r.broken for r in results)
-    single_rates = [r.tokens / r.seconds for r in singles]
-    ttfts = [r.ttft for r in singles if r.ttft is not None]
-    tops = [c for r in singles for c in r.top_counts]
-    return {
-        "single_tok_s": statistics.median(single_rates),
-        "single_all": single_rates,
-        "ttft_ms": 1000 * statistics.median(ttfts) if ttfts else float("nan"),
-        "conc4_tok_s": statistics.median(conc_rates),
-        "conc4_all": conc_rates,
-        "conc4_over_single": statistics.median(round_ratios),
-        "tokens_per_request": statistics.median(r.tokens for r in singles),
-        "logprob_entries": sum(r.logprob_entries for r in singles),
-        "tokens": sum(r.tokens for r in singles),
-        "top_logprobs_per_entry": statistics.median(tops) if tops else 0,
-        "broken_streams": sum(r.broken for r in singles) + broken,
-    }
+TOPS: tuple[int | None, ...] = (20, 5, None)
+
+
+def top_name(top: int | None) -> str:
+    return "logprobs off" if top is None else f"top_logprobs {top}"
+
+
+def measure_round(url: str, model: str, max_tokens: int, top: int | None, k: int
+                  ) -> dict[str, float]:
+    """One round for one server and setting: a single stream, then 4 concurrent streams."""
+    one = stream_chat(url, model, PROMPTS[k % len(PROMPTS)], max_tokens, top)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda p: stream_chat(url, model, p, max_tokens, top), PROMPTS))
+    wall = time.perf_counter() - t0
+    return {"single": one.tokens / one.seconds, "ttft_ms": 1000 * (one.ttft or float("nan")),
+            "conc4": sum(r.tokens for r in results) / wall,
+            "broken": float(one.broken + sum(r.broken for r in results)),
+            "alts": statistics.median(one.top_counts) if one.top_counts else 0.0}
 
 
 def batch_ceiling(model: str, threads: int, steps: int = 48, rounds: int = 5) -> dict[str, Any]:
@@ -149,7 +139,8 @@ def batch_ceiling(model: str, threads: int, steps: int = 48, rounds: int = 5) ->
     from logprobe.engines._llama import ContextConfig, LlamaContext, LlamaModel
 
     m = LlamaModel(model)
-    ctx = LlamaContext(m, ContextConfig(n_ctx=4096, n_batch=512, n_seq_max=4, n_threads=threads))
+    ctx = LlamaContext(m, ContextConfig(n_ctx_seq=1024, n_batch=512, n_seq_max=4, n_threads=threads,
+                                        reference_kernels=False))  # llama.cpp's defaults
     ids = m.tokenize(PROMPTS[0], add_bos=True, special=False)
 
     def rate(n_seq: int) -> float:
@@ -174,19 +165,23 @@ def batch_ceiling(model: str, threads: int, steps: int = 48, rounds: int = 5) ->
             "four_over_one": statistics.median(ratios), "ratios": ratios}
 
 
-def run_server(cmd: list[str], port: int, max_tokens: int, rounds: int) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(url, proc)
-        model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
-        return measure(url, model, max_tokens, rounds)
-    finally:
-        proc.terminate()
+class Server:
+    def __init__(self, name: str, cmd: list[str], port: int) -> None:
+        self.name, self.url = name, f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def ready(self) -> str:
+        wait_ready(self.url, self.proc)
+        model = str(httpx.get(f"{self.url}/v1/models").json()["data"][0]["id"])
+        stream_chat(self.url, model, "Hello.", 8)  # warm-up
+        return model
+
+    def stop(self) -> None:
+        self.proc.terminate()
         try:
-            proc.wait(timeout=30)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            self.proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,86 +190,119 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", default="docs/experiments/server_bench.md")
-    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--skip-peer", action="store_true", help="no llama_cpp.server")
+    ap.add_argument("--skip-llama-server", action="store_true")
     args = ap.parse_args(argv)
     model = args.model or default_model_path()
     exe = Path(sys.executable)
-    ours = [str(exe.with_name("logprobe")), "serve", "--model", model, "--threads",
-            str(args.threads)]
-    peer = [str(exe), "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
-            "--n_threads", str(args.threads), "--logits_all", "true",
+    t = str(args.threads)
+    cmds: dict[str, list[str]] = {
+        "logprobe serve": [str(exe.with_name("logprobe")), "serve", "--model", model,
+                           "--threads", t, "--ctx", "2048", "--parallel", "4"]}
+    notes: list[str] = []
+    if not args.skip_llama_server:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from peer_llama_server import available
+
+        binary = available()
+        if binary is None:
+            notes.append("llama-server could not be built here: not measured.")
+        else:
+            cmds["llama-server"] = [str(binary), "-m", model, "-t", t, "-tb", t, "-c", "8192",
+                                    "-np", "4", "--no-repack", "--jinja", "--host", "127.0.0.1"]
+    if not args.skip_peer:
+        # loads its model by logprobe's portability rule (no AMX extra buffers)
+        cmds["llama_cpp.server"] = [
+            str(exe), "-m", "logprobe.engines.portability", "llama_cpp.server", "--model", model,
+            "--host", "127.0.0.1", "--n_threads", t, "--logits_all", "true",
             # by default it cuts a running stream off when another request arrives
             "--interrupt_requests", "false"]
     load_before = os.getloadavg()
-    results: dict[str, dict[str, Any]] = {}
     ceiling = batch_ceiling(model, args.threads)
     print("llama.cpp batching ceiling:", json.dumps(ceiling), flush=True)
-    port = free_port()
-    results["logprobe serve"] = run_server([*ours, "--port", str(port)], port, args.max_tokens,
-                                           args.rounds)
-    print("logprobe:", json.dumps(results["logprobe serve"]), flush=True)
-    if not args.skip_peer:
-        port = free_port()
-        results["llama_cpp.server"] = run_server([*peer, "--port", str(port)], port,
-                                                 args.max_tokens, args.rounds)
-        print("llama_cpp.server:", json.dumps(results["llama_cpp.server"]), flush=True)
+    servers, models = [], {}
+    try:
+        for name, cmd in cmds.items():
+            port = free_port()
+            flag = ["--port", str(port)]
+            servers.append(Server(name, [*cmd, *flag], port))
+            models[name] = servers[-1].ready()
+        rows: dict[tuple[str, int | None], list[dict[str, float]]] = {}
+        for k in range(args.rounds):
+            for top in TOPS:
+                order = servers[k % len(servers):] + servers[:k % len(servers)]
+                for srv in order:
+                    r = measure_round(srv.url, models[srv.name], args.max_tokens, top, k)
+                    rows.setdefault((srv.name, top), []).append(r)
+                    print(f"round {k + 1} {srv.name} {top_name(top)}:", json.dumps(r),
+                          flush=True)
+    finally:
+        for srv in servers:
+            srv.stop()
     load_after = os.getloadavg()
-    write_report(Path(args.out), results, ceiling, args, model, load_before, load_after,
-                 argv)
+    write_report(Path(args.out), rows, list(cmds), ceiling, args, model, load_before,
+                 load_after, argv, notes)
     return 0
 
 
-def write_report(out: Path, results: dict[str, dict[str, Any]], ceiling: dict[str, Any],
-                 args: argparse.Namespace,
+def _paired(rows: dict[tuple[str, int | None], list[dict[str, float]]], a: str, b: str,
+            top: int | None, key: str) -> float | None:
+    if (a, top) not in rows or (b, top) not in rows:
+        return None
+    return statistics.median(x[key] / y[key] for x, y in zip(rows[(a, top)], rows[(b, top)],
+                                                              strict=True))
+
+
+def write_report(out: Path, rows: dict[tuple[str, int | None], list[dict[str, float]]],
+                 names: list[str], ceiling: dict[str, Any], args: argparse.Namespace,
                  model: str, load_before: tuple[float, ...], load_after: tuple[float, ...],
-                 argv: list[str] | None) -> None:
+                 argv: list[str] | None, notes: list[str]) -> None:
     cmd = " ".join(["python bench/bench_server.py", *(argv if argv is not None else sys.argv[1:])])
+    med = {key: {m: statistics.median(r[m] for r in v) for m in v[0]} for key, v in rows.items()}
     lines = [
-        "## Server throughput with logprobs: `logprobe serve` vs llama-cpp-python's server",
+        "## Server throughput with logprobs: `logprobe serve` vs `llama-server` vs "
+        "llama-cpp-python's server",
         "",
-        f"Command: `{cmd}` (model `{Path(model).name}`, {args.threads} threads for both "
-        f"servers, streaming chat, `logprobs: true, top_logprobs: 20`, temperature 0, "
-        f"`max_tokens: {args.max_tokens}`, {args.rounds} rounds; servers run one after the "
-        f"other on loopback). Machine: {platform.machine()}, {os.cpu_count()} cores, load "
-        f"average {load_before[0]:.1f} before / {load_after[0]:.1f} after.",
+        f"Command: `{cmd}` (model `{Path(model).name}`, {args.threads} threads for every "
+        f"server, streaming chat, temperature 0, `max_tokens: {args.max_tokens}`, "
+        f"{args.rounds} interleaved rounds). Machine: {platform.machine()}, {os.cpu_count()} "
+        f"cores, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after.",
         "",
-        f"Servers: `logprobe serve --model M --threads {args.threads}` and `python -m "
-        f"llama_cpp.server --model M --host 127.0.0.1 --n_threads {args.threads} --logits_all "
-        "true --interrupt_requests false` (without the last flag it cuts a running stream off "
-        "when another request arrives).",
+        "Servers: `logprobe serve --threads T --ctx 2048 --parallel 4`; `llama-server -t T -tb T "
+        "-c 8192 -np 4 --no-repack --jinja` (built from the llama.cpp that llama-cpp-python "
+        "vendors, `-DGGML_NATIVE=ON`); `python -m llama_cpp.server --n_threads T --logits_all "
+        "true --interrupt_requests false`.",
+        *(["", *notes] if notes else []),
         "",
-        "| server | single stream tok/s | time to first token | 4 streams aggregate tok/s "
-        "| 4 streams / single | logprob entries / tokens | alternatives per entry "
-        "| streams cut off |",
-        "|---|---|---|---|---|---|---|---|",
+        "| setting | server | 1 stream tok/s | time to first token | 4 streams tok/s | "
+        "4 / 1 | streams cut off |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['single_tok_s']:.1f} | {r['ttft_ms']:.0f} ms | {r['conc4_tok_s']:.1f} "
-            f"| {r['conc4_over_single']:.2f}x | {r['logprob_entries']} / "
-            f"{r['tokens']} | {r['top_logprobs_per_entry']:.0f} | {r['broken_streams']} |")
-    if "llama_cpp.server" in results:
-        ours, peer = results["logprobe serve"], results["llama_cpp.server"]
-        lines += ["", f"Single stream: logprobe is {ours['single_tok_s'] / peer['single_tok_s']:.1f}x "
-                  f"the peer (target >= 4x). 4 concurrent streams: logprobe reaches "
-                  f"{ours['conc4_over_single']:.2f}x its single-stream rate "
-                  f"(target >= 1.5x); the peer {peer['conc4_over_single']:.2f}x "
-                  f"(it serves one request at a time)."]
+    for top in TOPS:
+        for name in names:
+            if (name, top) not in med:
+                continue
+            m = med[(name, top)]
+            gain = statistics.median(r["conc4"] / r["single"] for r in rows[(name, top)])
+            lines.append(f"| {top_name(top)} | {name} | {m['single']:.1f} | "
+                         f"{m['ttft_ms']:.0f} ms | {m['conc4']:.1f} | {gain:.2f}x | "
+                         f"{int(sum(r['broken'] for r in rows[(name, top)]))} |")
+    lines += ["", "Paired ratios (median over rounds of the per-round ratio):", ""]
+    for peer in ("llama-server", "llama_cpp.server"):
+        for top in TOPS:
+            for key, what in (("single", "1 stream"), ("conc4", "4 streams")):
+                r = _paired(rows, "logprobe serve", peer, top, key)
+                if r is not None:
+                    lines.append(f"- logprobe / {peer}, {top_name(top)}, {what}: **{r:.2f}x**")
     lines += ["", f"Ceiling set by llama.cpp on this machine, measured in the same run: a plain "
-              f"greedy decode loop (no server, no logprobs) makes {ceiling['one_tok_s']:.1f} tok/s "
-              f"with 1 sequence and {ceiling['four_tok_s']:.1f} tok/s with 4 sequences per "
-              f"`llama_decode`: **{ceiling['four_over_one']:.2f}x** (median of interleaved "
-              f"rounds: {', '.join(f'{x:.2f}' for x in ceiling['ratios'])}). This is the gain of the "
-              "model step itself; a server beats it only by decoding fewer tokens (logprobe copies "
-              "a prompt prefix that a running stream already holds instead of prefilling it)."]
-    lines += ["", "4 streams / single is the median over rounds of (4-stream rate / mean of the "
-              "round's two single-stream rates). Raw rates (tok/s) per run:", ""]
-    for name, r in results.items():
-        lines.append(f"- {name}: single {', '.join(f'{x:.1f}' for x in r['single_all'])}; "
-                     f"4 streams {', '.join(f'{x:.1f}' for x in r['conc4_all'])}")
+              f"greedy decode loop (no server, no logprobs, llama.cpp's default kernels) makes "
+              f"{ceiling['one_tok_s']:.1f} tok/s with 1 sequence and "
+              f"{ceiling['four_tok_s']:.1f} tok/s with 4 sequences per `llama_decode`: "
+              f"**{ceiling['four_over_one']:.2f}x** (rounds: "
+              f"{', '.join(f'{x:.2f}' for x in ceiling['ratios'])})."]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {out}")
