@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._paths import logprobe_home
 from ..errors import CalibrationError, InvalidRequestError
 from .metrics import BoolArray, FloatArray
 from .recalibrate import Calibrator, calibrator_from_dict
@@ -237,8 +238,7 @@ def parse_row(row: Any) -> _Row:
 
 def _iter_lines(path: Path) -> Any:
     with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            yield lineno, raw
+        yield from enumerate(fh, start=1)
 
 
 def read_predictions(path: str | Path) -> Predictions:
@@ -333,12 +333,6 @@ def _multiclass(rows: list[_Row]) -> tuple[Any, Any, Any, Any, list[str]]:
 
 
 # --------------------------------------------------------------------------- calibrator files
-
-
-def logprobe_home() -> Path:
-    """``$LOGPROBE_HOME`` or ``~/.logprobe``."""
-    env = os.environ.get("LOGPROBE_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".logprobe"
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

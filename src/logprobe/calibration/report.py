@@ -12,13 +12,13 @@ undefined (never NaN or inf). Fallbacks, each recorded in ``notes``:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .._json import json_safe
 from ..errors import CalibrationError
 from . import metrics as m
 from .bootstrap import bootstrap_cis
@@ -48,24 +48,6 @@ class ReportOptions:
     contextual: Calibrator | None = None        # prebuilt from the engine (contextual / auto)
     eval_preds: Predictions | None = None       # evaluate on these rows instead of a split
     folds: int = 5                              # cross-validation folds of method="auto"
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays made plain and NaN/inf replaced by ``None``."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
 
 
 def effective_bins(n: int, n_bins: int, notes: list[str]) -> int:

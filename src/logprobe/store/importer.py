@@ -86,7 +86,9 @@ def read_items(path: Path, progress: Callable[[int], None] | None = None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InvalidRequestError(f"{path} is not UTF-8 text (byte {e.start})", param="file") from None
+        raise InvalidRequestError(
+            f"{path} is not UTF-8 text (byte {e.start})", param="file"
+        ) from None
     if not text.strip():
         return
     if text.lstrip().startswith(("data:", "event:")):  # a saved Server-Sent Events stream
@@ -132,21 +134,9 @@ def _jsonl(text: str, progress: Callable[[int], None] | None) -> Iterator[tuple[
 def to_completion(payload: Any, provider: str | None = None) -> Completion:
     """A Completion from any provider response :func:`logprobe.normalize.normalize` reads
     (a neutral Completion dict included; stream chunks as a list or SSE text too)."""
-    try:
-        from ..normalize import normalize
-    except ImportError:  # pragma: no cover - the normalizer ships with logprobe
-        return _neutral(payload)
+    from ..normalize import normalize  # here: the normalizer's parsers load only for imports
+
     return normalize(payload, provider)
-
-
-def _neutral(payload: Any) -> Completion:
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("choices"), list):
-        raise NormalizeError("unrecognised response shape (logprobe.normalize is not "
-                             "available; only neutral Completion dicts can be imported)")
-    try:
-        return Completion.from_dict(payload)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise NormalizeError(f"not a valid logprobe Completion: {type(e).__name__} {e}") from None
 
 
 def _is_stream(items: list[Any]) -> bool:

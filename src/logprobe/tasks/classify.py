@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from .scoring import (
     softmax,
     top_two_margin,
 )
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 Method = Literal["auto", "exact", "first_token"]
 Decision = Literal["accept", "abstain"]
@@ -122,7 +125,7 @@ class ClassifyResult:
 
 
 def classify(
-    engine: Any,
+    engine: Engine,
     text_or_messages: TextOrMessages,
     labels: Sequence[str],
     *,
@@ -185,7 +188,8 @@ def classify(
 
 
 def model_name(engine: Any) -> str:
-    """The engine's model name as recorded in task signatures (``"unknown"`` when it has none)."""
+    """The engine's model name as recorded in task signatures (``"unknown"`` when it has none);
+    ``engine`` may also be an executor running engines elsewhere."""
     return str(getattr(engine, "model_name", "") or "unknown")
 
 
@@ -223,18 +227,14 @@ def _check_margin(value: float) -> float:
     return float(value)
 
 
-def supports_scoring(engine: Any) -> bool:
-    """Whether ``engine`` may score a given continuation (False once a remote server was found
-    to have no usable ``echo``; unknown counts as yes and is found out on the first call)."""
-    for attr in ("supports_scoring", "echo_verified"):
-        flag = getattr(engine, attr, None)
-        if isinstance(flag, bool):
-            return flag
-    return callable(getattr(engine, "score_continuations", None))
+def supports_scoring(engine: Engine) -> bool:
+    """Whether ``engine`` may score a given continuation: its ``can_score`` (a remote server
+    counts as able until its ``echo`` is found missing, which the first score finds out)."""
+    return engine.can_score
 
 
 def _resolve_method(
-    engine: Any, method: str, built: BuiltPrompt
+    engine: Engine, method: str, built: BuiltPrompt
 ) -> Literal["exact", "first_token"]:
     if method not in ("auto", "exact", "first_token"):
         raise InvalidRequestError(
@@ -254,7 +254,7 @@ def _resolve_method(
 
 
 def _exact(
-    engine: Any, built: BuiltPrompt, labels: list[str], norm: Normalization
+    engine: Engine, built: BuiltPrompt, labels: list[str], norm: Normalization
 ) -> tuple[list[ScoredOption], float]:
     conts = [built.option_prefix + label for label in labels]
     scored = engine.score_continuations(built.engine_prompt, conts)
@@ -311,14 +311,15 @@ def _apply_calibrator(calibrator: Any, p: float) -> float:
             return min(1.0, max(0.0, value))
     if callable(calibrator):
         return min(1.0, max(0.0, float(calibrator(p))))
-    raise InvalidRequestError("Invalid 'calibrator': it has no calibrate() method.", param="calibrator")
+    raise InvalidRequestError("Invalid 'calibrator': it has no calibrate() method.",
+                              param="calibrator")
 
 
 # --- first-token approximation (remote endpoints without prompt scoring) ---------------------
 
 
 def _first_token(
-    engine: Any, built: BuiltPrompt, labels: list[str], bias: float | None
+    engine: Engine, built: BuiltPrompt, labels: list[str], bias: float | None
 ) -> tuple[list[ScoredOption], tuple[str, ...]]:
     alternatives, bias_note = _first_step_alternatives(engine, built, labels, bias)
     lps, notes = first_token_label_logprobs(alternatives, labels, built.option_prefix)
@@ -328,18 +329,18 @@ def _first_token(
             text=label, continuation=built.option_prefix + label, logprob=finite(lp),
             n_tokens=1, n_chars=len(label.lstrip()), score=finite(lp), prob=float(p),
         )
-        for label, lp, p in zip(labels, lps, probs)
+        for label, lp, p in zip(labels, lps, probs, strict=True)
     ]
     head = "first-token approximation: labels scored by the alternatives that begin them"
     return options, (head, *bias_note, *notes)
 
 
 def _first_step_alternatives(
-    engine: Any, built: BuiltPrompt, labels: list[str], bias: float | None
+    engine: Engine, built: BuiltPrompt, labels: list[str], bias: float | None
 ) -> tuple[list[Alternative], tuple[str, ...]]:
     from ..engines import GenerationParams
 
-    max_lp = int(getattr(engine, "max_logprobs", 20) or 20)
+    max_lp = engine.max_logprobs
     logit_bias = _uniform_label_bias(engine, built, labels, bias)
     params = GenerationParams.make(
         max_tokens=1, temperature=0.0, top_logprobs=max_lp, max_logprobs=max_lp,
@@ -363,7 +364,7 @@ def _first_step_alternatives(
 
 
 def _uniform_label_bias(
-    engine: Any, built: BuiltPrompt, labels: list[str], bias: float | None
+    engine: Engine, built: BuiltPrompt, labels: list[str], bias: float | None
 ) -> dict[int, float] | None:
     """The same bias on every label's first token, where the engine can tokenize.
 
@@ -401,7 +402,7 @@ def first_token_label_logprobs(
             per_label[i].append(alt.logprob - float(np.log(len(hits))))
     floor = min((a.logprob for a in alternatives), default=-30.0)
     out: list[float] = []
-    for label, lps in zip(labels, per_label):
+    for label, lps in zip(labels, per_label, strict=True):
         if lps:
             out.append(logsumexp(lps))
         else:
