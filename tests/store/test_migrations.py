@@ -13,9 +13,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
 
-from logprobe.store import Store, schema
-from logprobe.store.frozen import migrations_v1, v1
-from logprobe.store.migrations import MIGRATIONS, registered
+from logprobe.store import Store, frozen, schema
+from logprobe.store.migrations import MIGRATIONS, registered, run_sql
 
 FIRST_RELEASE = ["m001_runs_requests_responses_tokens"]
 """Migrations of the first store release; m002 (artifacts) came with the viewer."""
@@ -29,11 +28,14 @@ def _first_release_store(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            v1.create_all(conn, tables=[migrations_v1])
+            run_sql(conn, frozen.MIGRATIONS_TABLE)
             for name, fn in MIGRATIONS:
                 if name in FIRST_RELEASE:
                     fn(conn)
-                    conn.execute(migrations_v1.insert().values(name=name, applied_at=T0))
+                    conn.execute(
+                        text("INSERT INTO migrations (name, applied_at) VALUES (:name, :t)"),
+                        {"name": name, "t": T0},
+                    )
             _fill(conn)
     finally:
         engine.dispose()

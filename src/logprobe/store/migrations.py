@@ -5,7 +5,7 @@ ones in registration order, all in one transaction, holding a lock so that sever
 opening a fresh store at once apply each migration exactly once (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: a transaction-level advisory lock). Append new migrations at the end; never edit
 or reorder applied ones. Migrations never read the current :mod:`~logprobe.store.schema`:
-m001 and m002 create the tables frozen in :mod:`~logprobe.store.frozen` as released, and later
+m001 and m002 run the SQL frozen in :mod:`~logprobe.store.frozen` as released, and later
 ones spell out their own DDL (why, and why not Alembic: docs/STORE.md, "Migrations").
 """
 
@@ -30,15 +30,20 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
+def run_sql(conn: Connection, sql: str) -> None:
+    """Execute frozen DDL (:mod:`.frozen`) on ``conn`` in its dialect."""
+    for statement in frozen.statements(sql, conn.dialect.name):
+        conn.exec_driver_sql(statement)
+
+
 @migration
 def m001_runs_requests_responses_tokens(conn: Connection) -> None:
-    tables = [frozen.runs_v1, frozen.requests_v1, frozen.responses_v1, frozen.tokens_v1]
-    frozen.v1.create_all(conn, tables=tables)
+    run_sql(conn, frozen.M001)
 
 
 @migration
 def m002_artifacts(conn: Connection) -> None:
-    frozen.v1.create_all(conn, tables=[frozen.artifacts_v1])
+    run_sql(conn, frozen.M002)
 
 
 def applied(conn: Connection) -> list[str]:
@@ -61,7 +66,7 @@ def migrate(engine: Engine, write_engine: Engine) -> list[str]:
             return []
     with write_engine.begin() as conn:
         _lock(conn)
-        frozen.v1.create_all(conn, tables=[frozen.migrations_v1])
+        run_sql(conn, frozen.MIGRATIONS_TABLE)
         done = set(applied(conn))
         now: list[str] = []
         for name, fn in MIGRATIONS:
