@@ -169,3 +169,50 @@ def test_eval_mc_with_ray_through_a_real_subprocess(tmp_path: Path) -> None:
         figures.append(json.loads(r.stdout))
     assert figures[1] == figures[0]
     assert "rows/s" in r.stderr
+
+
+def _responses_file(path: Path) -> Path:
+    from logprobe.types import Choice, Completion, TokenLogprob
+
+    lines = []
+    for i in range(12):
+        toks = tuple(TokenLogprob(token=f" w{j}", logprob=-0.1 * (i + j + 1),
+                                  bytes=f" w{j}".encode()) for j in range(3 + i % 4))
+        comp = Completion(id=f"c{i}", model="m", choices=(
+            Choice(index=0, text="".join(t.token for t in toks), tokens=toks),))
+        lines.append(json.dumps(comp.to_dict()))
+        if i == 5:
+            lines.append("{not json")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_gate_and_import_on_ray_equal_the_local_run(
+        ray_local: Any, ray_env: None, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from logprobe.store import Store
+
+    src = _responses_file(tmp_path / "responses.jsonl")
+    gated = {}
+    for name, extra in (("local", []), ("ray", ["--ray", "--actors", "2"])):
+        out = tmp_path / f"gate-{name}.jsonl"
+        assert main(["gate", str(src), "--out", str(out), *extra]) == 0
+        printed = [x for x in capsys.readouterr().out.splitlines() if "│" in x or "skipped" in x]
+        gated[name] = (printed, out.read_text(encoding="utf-8"))
+    assert gated["ray"] == gated["local"] and gated["local"][1].count("\n") == 12
+    assert any("publish" in x for x in gated["local"][0])
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    for name, extra in (("local", []), ("ray", ["--ray", "--actors", "2"])):
+        assert main(["import", str(src), "--run", name, "--db", db, "--skip-invalid", "--json",
+                     *extra]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["imported"] == 12 and report["skipped"] == ["line 7: invalid JSON: "
+                                                                  "Expecting property name "
+                                                                  "enclosed in double quotes "
+                                                                  "(column 2)"]
+    with Store.open(db) as store:
+        def rows(run: str) -> list[tuple[Any, ...]]:
+            return [(r.completion_id, r.text, r.n_tokens, r.sum_logprob, r.min_logprob)
+                    for r in store.responses(run)]
+
+        assert rows("ray") == rows("local") and len(rows("local")) == 12
