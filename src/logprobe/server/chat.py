@@ -4,7 +4,7 @@ OpenAI's ``logprobs.content`` shape (and vLLM's ``prompt_logprobs`` when asked).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -22,7 +22,7 @@ from .render import (
     new_id,
     vllm_prompt_logprobs,
 )
-from .streaming import PeekableStream, SSEResponse, close_iterator
+from .streaming import PeekableStream, SSEResponse
 
 if TYPE_CHECKING:
     from .serving import Serving
@@ -94,17 +94,7 @@ async def _stream(
     release: Callable[[], None],
     started: float,
 ) -> SSEResponse:
-    engine = serving.engine
-
-    def factory() -> Iterator[Any]:
-        events = engine.stream(None, params, messages=messages)  # bad input raises here
-        try:
-            yield from events
-        finally:
-            close_iterator(events)
-        yield PromptCount(serving.prompt_len(messages))
-
-    stream = await serving.open_stream([factory], names)
+    stream = await serving.open_stream([serving.chat_events(messages, params)], names)
     frames = _frames(serving, stream, req, messages, params, rid, created, started)
     return serving.sse(stream, frames, release)
 

@@ -12,7 +12,7 @@ top_logprobs}]`` when asked for (``include: ["message.output_text.logprobs"]`` o
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -23,7 +23,7 @@ from . import convert
 from .protocol import ResponsesRequest
 from .recording import StreamCollector
 from .render import FrameWriter, PromptCount, chat_entry, json_response, new_id
-from .streaming import PeekableStream, SSEResponse, close_iterator
+from .streaming import PeekableStream, SSEResponse
 
 if TYPE_CHECKING:
     from .serving import Serving
@@ -158,17 +158,7 @@ async def _stream(
     release: Callable[[], None],
     started: float,
 ) -> SSEResponse:
-    engine, params = serving.engine, builder.params
-
-    def factory() -> Iterator[Any]:
-        events = engine.stream(None, params, messages=messages)  # bad input raises here
-        try:
-            yield from events
-        finally:
-            close_iterator(events)
-        yield PromptCount(serving.prompt_len(messages))
-
-    stream = await serving.open_stream([factory], NAMES)
+    stream = await serving.open_stream([serving.chat_events(messages, builder.params)], NAMES)
     return serving.sse(stream, _events(serving, builder, stream, messages, started), release)
 
 

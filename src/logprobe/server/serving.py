@@ -26,7 +26,14 @@ from .completions import create_completion
 from .protocol import ChatCompletionRequest, CompletionRequest
 from .recording import Prompt, Recorder
 from .render import PromptCount, PromptEcho, dumps, guard_stream, json_response, new_id
-from .streaming import Admission, PeekableStream, ServerStats, SSEResponse, ThreadedStream
+from .streaming import (
+    Admission,
+    PeekableStream,
+    ServerStats,
+    SSEResponse,
+    ThreadedStream,
+    close_iterator,
+)
 
 if TYPE_CHECKING:
     from ..engines.base import LocalEngine
@@ -104,6 +111,23 @@ class Serving:
     def prompt_len(self, messages: list[dict[str, str]]) -> int:
         rendered = self.engine.render_chat(messages)
         return len(self.engine.tokenize(rendered, add_bos=True, special=True))
+
+    def chat_events(
+        self, messages: list[dict[str, str]], params: GenerationParams
+    ) -> Callable[[], Iterator[Any]]:
+        """A stream factory for a chat generation (chat completions and responses): the
+        engine's events, then the prompt's :class:`PromptCount` for usage."""
+        engine = self.engine
+
+        def factory() -> Iterator[Any]:
+            events = engine.stream(None, params, messages=messages)  # bad input raises here
+            try:
+                yield from events
+            finally:
+                close_iterator(events)
+            yield PromptCount(self.prompt_len(messages))
+
+        return factory
 
     def recording(
         self,
