@@ -106,3 +106,26 @@ def test_contextual_calibration_on_the_real_engine(engine: Any) -> None:
     with pytest.raises(CalibrationError, match="needs the task's model 'x'"):
         fit_contextual_for(engine, TaskSignature.from_dict(other | {"id": None}))
     assert np.isfinite(cal.prior).all()
+
+
+def test_classify_reports_calibrated_beside_raw(engine: Any) -> None:
+    from logprobe.calibration import PlattCalibrator, VectorCalibrator
+
+    labels = ["positive", "negative"]
+    raw = classify(engine, REVIEW, labels, abstain_margin=0.5)
+    loser = min(raw.probs, key=raw.probs.__getitem__)
+    push = tuple(20.0 if lab == loser else -20.0 for lab in labels)
+    r = classify(engine, REVIEW, labels, abstain_margin=0.5,
+                 calibrator=VectorCalibrator(scale=1.0, bias=push, labels=tuple(labels)))
+    assert r.label == loser and r.raw is not None and r.raw.label == raw.label  # decision moved
+    assert r.raw.probs == pytest.approx(raw.probs) and r.confidence > 0.99
+    assert r.margin == pytest.approx(r.probs[loser] - r.probs[raw.label])
+    assert r.decision == "accept" and r.raw.decision == raw.decision
+    d = r.to_dict()
+    assert (d["label"], d["raw_label"], d["calibrator"]) == (loser, raw.label, "vector")
+    assert d["raw_confidence"] == pytest.approx(raw.confidence)
+    # a map of the top-label confidence keeps the model's label, even when it calibrates it down
+    p = classify(engine, REVIEW, labels,
+                 calibrator=PlattCalibrator(slope=1.0, intercept=-8.0, labels=tuple(labels)))
+    assert p.label == raw.label and p.confidence < raw.confidence
+    assert p.margin < 0 and p.to_dict()["calibrator"] == "platt"

@@ -288,13 +288,15 @@ def _decide(
                               calibrated_confidence=calibrated, raw=raw,
                               calibrator=type(calibrator).__name__, **common)
     new = {k: float(v) for k, v in calibrator.apply(probs).items()}
-    label = max(new, key=new.__getitem__) if calibrator.changes_decision else raw.label
+    moves = bool(getattr(calibrator, "changes_decision", True))
+    label = max(new, key=new.__getitem__) if moves else raw.label
     others = [v for k, v in new.items() if k != label]
     new_margin = new[label] - max(others)
+    name = str(getattr(calibrator, "method", type(calibrator).__name__))
     return ClassifyResult(
         label=label, probs=new, margin=new_margin,
         decision="abstain" if new_margin < margin_floor else "accept",
-        calibrated_confidence=new[label], raw=raw, calibrator=str(calibrator.method), **common)
+        calibrated_confidence=new[label], raw=raw, calibrator=name, **common)
 
 
 def _apply_calibrator(calibrator: Any, p: float) -> float:
