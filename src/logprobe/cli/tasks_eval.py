@@ -23,7 +23,7 @@ from ._execution import (
     open_executor,
     rate_progress,
 )
-from ._tasks_common import engine_from, print_json, stdout_console
+from ._tasks_common import engine_from, local_engine, print_json, stdout_console
 
 MODEL_HELP = "GGUF path or 'gemma'; default: the embedded SmolLM2-135M-Instruct."
 
@@ -174,7 +174,8 @@ def perplexity_cmd(
     """Rolling perplexity of documents (windows for documents longer than the context)."""
     texts = _texts(file, text_col)
     with engine_from(model, threads=threads) as engine:
-        results = [rolling_perplexity(engine, t, window=window) for t in texts]
+        local = local_engine(engine, "perplexity")
+        results = [rolling_perplexity(local, t, window=window) for t in texts]
     total_lp = sum(r.logprob for r in results)
     n_tok = sum(r.n_tokens for r in results)
     n_bytes = sum(r.n_bytes for r in results)
