@@ -77,8 +77,8 @@ def test_streaming_events_carry_logprobs(client: Any, model_name: str) -> None:
 
 
 def test_stream_helper_reads_completed_response(client: Any, model_name: str) -> None:
-    with client.responses.stream(model=model_name, input="Say hello.", include=INCLUDE,
-                                 max_output_tokens=40, temperature=0) as stream:
+    with client.responses.stream(model=model_name, input="Say hi.", include=INCLUDE,
+                                 max_output_tokens=60, temperature=0) as stream:
         text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         final = stream.get_final_response()
     assert final.output_text == text
