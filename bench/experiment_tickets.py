@@ -5,9 +5,11 @@ fitted on one half (:func:`logprobe.tasks.triage.fit_triage`, routed messages ri
 the time, clarified messages with the right team among the two offered >= 90%), and the other
 half is routed with them. A clarified test message is answered by a simulated customer who
 picks the right team's topic from the question when it is offered (else answers "neither of
-those"), and routed again (:func:`logprobe.tasks.triage.triage` with ``answer=``); a message
-still unsure is escalated to a person. Baselines: one team for everything, keyword rules, and
-the plain argmax with and without the content-free prior correction.
+those"), and routed again from the message plus that free-text answer
+(:func:`logprobe.tasks.triage.triage` with ``answer=``); a message still unsure is escalated to
+a person. The report also gives the simpler flow where the customer's pick between the two
+offered teams routes the ticket directly. Baselines: one team for everything, keyword rules,
+and the plain argmax with and without the content-free prior correction.
 
     .venv/bin/python bench/experiment_tickets.py --out build/apps
 """
@@ -132,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             final.append(None)  # a person routes it
     person = np.array([f is None for f in final])
+    # the customer picks one of the two offered teams: right when the gold team was offered
+    picked = [pairs[i][0] if a == "route" else gold[i] if a == "clarify" and gold[i] in pairs[i]
+              else None for i, a in enumerate(acts)]
     routed = np.array([a == "route" for a in acts])
     cols = {
         "argmax_accuracy_prior": np.array([p[0] == g for p, g in zip(pairs, gold, strict=True)]),
@@ -143,12 +148,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "escalate_rate": np.array([a == "escalate" for a in acts]),
         "person_rate": person,
         "automatic_accuracy": np.array([f == g for f, g in zip(final, gold, strict=True)]),
+        "pick_person_rate": np.array([p is None for p in picked]),
+        "pick_right": np.array([p == g for p, g in zip(picked, gold, strict=True)]),
     }
     stats: dict[str, Any] = {k: weighted_mean(v.astype(float)) for k, v in cols.items()}
     right = np.array([f == g for f, g in zip(final, gold, strict=True)], dtype=float)
     auto = (~person).astype(float)
     stats["accuracy_of_automatic"] = lambda w: None if (w * auto).sum() == 0 else float(
         (w * auto * right).sum() / (w * auto).sum())
+    clar_f = np.array([a == "clarify" for a in acts], dtype=float)
+    offered = np.array([g in p for p, g in zip(pairs, gold, strict=True)], dtype=float)
+    stats["clarified_right_team_offered"] = lambda w: None if (w * clar_f).sum() == 0 else \
+        float((w * clar_f * offered).sum() / (w * clar_f).sum())
     routed_f = routed.astype(float)
     first_ok = cols["argmax_accuracy_prior"].astype(float)
     stats["accuracy_of_first_pass_routed"] = lambda w: None if (w * routed_f).sum() == 0 else \
@@ -183,7 +194,12 @@ def markdown(r: dict[str, Any]) -> str:
                       ("ended with a person (escalated, or still unsure after the answer)",
                        "person_rate"),
                       ("routed automatically and right (of all tickets)", "automatic_accuracy"),
-                      ("accuracy of all automatic routings", "accuracy_of_automatic")):
+                      ("accuracy of all automatic routings", "accuracy_of_automatic"),
+                      ("clarified tickets whose team was one of the two offered",
+                       "clarified_right_team_offered"),
+                      ("if the customer picks between the two teams: right (of all tickets)",
+                       "pick_right"),
+                      ("if the customer picks: ends with a person", "pick_person_rate")):
         lines.append(f"| {name} | {fmt(r[key], ci.get(key))} |")
     return "\n".join(lines)
 

@@ -20,10 +20,13 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequestError
 from .scoring import check_options, finite, softmax
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 _WORD_CHAR = re.compile(r"[\w'’-]")
 
@@ -101,7 +104,7 @@ def _rank(prefix: str, source: str, texts: list[str], scored: Sequence[Any],
     return AutocompleteResult(prefix, source, ranked, top_token)
 
 
-def rank_candidates(engine: Any, prefix: str, candidates: Sequence[str]) -> AutocompleteResult:
+def rank_candidates(engine: Engine, prefix: str, candidates: Sequence[str]) -> AutocompleteResult:
     """Rank the given ``candidates`` as continuations of ``prefix`` by exact log-probability."""
     _check_prefix(prefix)
     cands = check_options(candidates, param="candidates", kind="candidate")
@@ -114,7 +117,7 @@ def _check_prefix(prefix: Any) -> None:
         raise InvalidRequestError("Invalid 'prefix': it is empty.", param="prefix")
 
 
-def _top_alternatives(engine: Any, ids: list[int], top_k: int) -> list[Any]:
+def _top_alternatives(engine: Engine, ids: list[int], top_k: int) -> list[Any]:
     from ..engines import GenerationParams
 
     params = GenerationParams.make(max_tokens=1, temperature=0.0, top_logprobs=top_k)
@@ -132,7 +135,7 @@ def starts_word(prefix: str, token: str) -> bool:
     return prefix[-1:].isspace() and bool(_WORD_CHAR.match(token[:1]))
 
 
-def _expand(engine: Any, prefix: str, ids: list[int], alt: Any, max_tokens: int) -> str:
+def _expand(engine: Engine, prefix: str, ids: list[int], alt: Any, max_tokens: int) -> str:
     """The whole word that the alternative token begins ('' when it begins no word)."""
     from ..engines import GenerationParams
 
@@ -145,7 +148,7 @@ def _expand(engine: Any, prefix: str, ids: list[int], alt: Any, max_tokens: int)
     return word_prefix(alt.token + more)
 
 
-def expand_top_k(engine: Any, prefix: str, *, top_k: int = 10, max_word_tokens: int = 4
+def expand_top_k(engine: Engine, prefix: str, *, top_k: int = 10, max_word_tokens: int = 4
                  ) -> AutocompleteResult:
     """The model's top-``top_k`` next tokens, each expanded to a whole word, then the distinct
     words ranked by their exact log-probability (see the module docstring)."""
@@ -169,7 +172,7 @@ def expand_top_k(engine: Any, prefix: str, *, top_k: int = 10, max_word_tokens: 
     return AutocompleteResult(prefix, "model", result.ranked, top_token, greedy)
 
 
-def autocomplete(engine: Any, prefix: str, candidates: Sequence[str] | None = None, *,
+def autocomplete(engine: Engine, prefix: str, candidates: Sequence[str] | None = None, *,
                  top_k: int = 10, max_word_tokens: int = 4) -> AutocompleteResult:
     """Rank ``candidates`` when given, else the model's own top-k expanded to whole words."""
     if candidates is not None:

@@ -30,11 +30,14 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidRequestError
 from .classify import classify
 from .scoring import check_options, top_two_margin
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 Decision = Literal["flag", "allow", "review"]
 DEFAULT_TEMPLATE = (
@@ -239,7 +242,7 @@ def decide(policy: Policy, q: Mapping[str, float]) -> tuple[Decision, str, tuple
     return "allow", policy.allow_label, ()
 
 
-def moderate(engine: Any, text: str, policy: Policy, *,
+def moderate(engine: Engine, text: str, policy: Policy, *,
              calibrators: Mapping[str, Any] | None = None) -> ModerationResult:
     """Classify ``text`` under ``policy``, calibrate, and decide flag / allow / review."""
     result = classify(engine, text, list(policy.labels), template=policy.prompt_template(),

@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from .classify import classify
 from .prompting import fill_template
 from .runner import ordered_map
 from .scoring import check_options, finite, softmax
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 Method = Literal["judge", "ql", "combined"]
 METHODS: tuple[Method, ...] = ("judge", "ql", "combined")
@@ -118,20 +121,20 @@ def _calibrate(calibrator: Any | None, p: float) -> float:
     return min(1.0, max(0.0, float(calibrator.apply(float(p)))))
 
 
-def judge(engine: Any, question: str, passage: str, *, template: str = JUDGE_TEMPLATE) -> float:
+def judge(engine: Engine, question: str, passage: str, *, template: str = JUDGE_TEMPLATE) -> float:
     """Raw ``P(yes)`` of the yes/no judgement that ``passage`` answers ``question``."""
     prompt = fill_template(template.replace("{passage}", "{text}"), param="judge_template",
                            text=passage, question=question)
     return _p_yes(engine, prompt)
 
 
-def _p_yes(engine: Any, prompt: str) -> float:
+def _p_yes(engine: Engine, prompt: str) -> float:
     """``P(Yes) / (P(Yes) + P(No))`` as the assistant's reply to ``prompt`` (chat template)."""
     result = classify(engine, prompt, list(YES_NO), template=None, chat=True)
     return float(result.probs[YES_NO[0]])
 
 
-def query_logprob(engine: Any, question: str, passage: str, *, template: str = QL_TEMPLATE
+def query_logprob(engine: Engine, question: str, passage: str, *, template: str = QL_TEMPLATE
                   ) -> tuple[float, int]:
     """``log P(question | passage)`` (summed over the question's tokens) and the token count."""
     prompt = fill_template(template.replace("{passage}", "{text}"), param="ql_template",
@@ -152,7 +155,7 @@ def _logit(p: float) -> float:
 
 
 def relevance(
-    engine: Any,
+    engine: Engine,
     question: str,
     passages: Sequence[str],
     *,
@@ -250,7 +253,7 @@ class SupportResult:
 
 
 def support(
-    engine: Any,
+    engine: Engine,
     passage: str,
     answer: str,
     *,

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from .datasets import read_rows
 from .ranking_metrics import RankingReport, evaluate_rankings, keep_question
 from .relevance import METHODS, RelevanceResult, relevance, word_overlap
 from .runner import ordered_map
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def order_report(questions: Sequence[Question], *, k: int = 10) -> RankingReport
 
 
 def score_questions(
-    engine: Any, questions: Sequence[Question], *, calibrator: Any | None = None,
+    engine: Engine, questions: Sequence[Question], *, calibrator: Any | None = None,
     weight: float = 1.0, workers: int = 2,
     on_question: Callable[[Question, RelevanceResult | None, str | None], None] | None = None,
 ) -> tuple[list[tuple[Question, RelevanceResult]], list[dict[str, Any]]]:

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..errors import CalibrationError, InvalidRequestError
 from .classify import classify
 from .scoring import check_options
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 Action = Literal["route", "clarify", "escalate"]
 TICKET_LABELS = ("billing", "bug report", "feature request", "account access")
@@ -102,7 +105,7 @@ def clarifying_question(a: str, b: str, topics: Mapping[str, str] | None = None)
             f"or about {t.get(b, b)}?")
 
 
-def content_free_prior(engine: Any, labels: Sequence[str], template: str, chat: bool,
+def content_free_prior(engine: Engine, labels: Sequence[str], template: str, chat: bool,
                        text: str = CONTENT_FREE) -> dict[str, float]:
     """The label distribution for a content-free message (contextual calibration, Zhao et al.
     2021, "Calibrate Before Use"): what the prompt alone makes the model prefer."""
@@ -119,16 +122,16 @@ def prior_corrected(probs: Mapping[str, float], prior: Mapping[str, float] | Non
     return {k: v / total for k, v in w.items()}
 
 
-def _classify(engine: Any, text: str, labels: Sequence[str], template: str, chat: bool,
+def _classify(engine: Engine, text: str, labels: Sequence[str], template: str, chat: bool,
               prior: Mapping[str, float] | None) -> dict[str, float]:
     r = classify(engine, text, list(labels), template=template, chat=chat)
     return prior_corrected(r.probs, prior)
 
 
 def triage(
-    engine: Any, text: str, *, labels: Sequence[str] = TICKET_LABELS,
+    engine: Engine, text: str, *, labels: Sequence[str] = TICKET_LABELS,
     thresholds: TriageThresholds | None = None, template: str = TICKET_TEMPLATE,
-    chat: bool = False, answer: str | None = None, strong: Any | None = None,
+    chat: bool = False, answer: str | None = None, strong: Engine | None = None,
     topics: Mapping[str, str] | None = None, prior: Mapping[str, float] | None | str = "auto",
 ) -> TriageResult:
     """Route ``text`` to one of ``labels``, or ask a clarifying question, or escalate.
@@ -167,7 +170,7 @@ def triage(
                      prior == "auto")
 
 
-def _escalate(strong: Any | None, body: str, labs: list[str], template: str, chat: bool,
+def _escalate(strong: Engine | None, body: str, labs: list[str], template: str, chat: bool,
               th: TriageThresholds, probs: dict[str, float], pair: tuple[str, str],
               margin: float, mass: float, why: str, use_prior: bool) -> TriageResult:
     if strong is None:
