@@ -128,6 +128,8 @@ class LlamaModel:
         return t.decode("utf-8", errors="replace") if t else None
 
     def tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
+        if not self.ptr:
+            raise EngineError("the engine is closed")
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError as e:

@@ -207,6 +207,7 @@ class LlamaEngine:
         return self._chat.render(messages, add_generation_prompt=add_generation_prompt)
 
     def _prompt_ids(self, prompt: Prompt, *, special: bool, param: str = "prompt") -> list[int]:
+        self._check_open()
         if isinstance(prompt, str):
             if prompt == "":
                 raise InvalidRequestError("the prompt is empty", param=param)
