@@ -93,6 +93,14 @@ _ERRORS = {
 }
 
 
+SSE_EVENT: dict[str, Any] = {
+    "type": "object", "description": "One server-sent event: 'data' is a JSON chunk (or '[DONE]')",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"},
+                   "id": {"type": "string"}, "retry": {"type": "integer"}},
+    "required": ["data"],
+}
+
+
 def _errors(statuses: list[int]) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorResponse, "description": _ERRORS[s]} for s in statuses}
 
@@ -101,7 +109,7 @@ def generation(kind: str) -> dict[int | str, dict[str, Any]]:
     """Responses of a generation route: JSON, or ``text/event-stream`` with ``stream: true``."""
     ok: dict[str, Any] = {"model": _MODELS[kind], "description": "The result, or with "
                           "'stream': true a text/event-stream of chunks ending in [DONE]",
-                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+                          "content": {"text/event-stream": {"schema": SSE_EVENT}}}
     return {200: ok, **_errors([400, 401, 404, 408, 413, 429, 500, 503])}
 
 
