@@ -31,7 +31,7 @@ GEMMA_ALIASES = ("gemma", "gemma3-270m")
 class RowFn(Protocol[T_in, R_out]):
     """A picklable, stateless function of one row: ``fn(engine, item) -> result``."""
 
-    def __call__(self, engine: Any, item: T_in) -> R_out: ...
+    def __call__(self, engine: Any, item: T_in, /) -> R_out: ...
 
 
 class Executor(Protocol):
