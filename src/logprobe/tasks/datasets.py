@@ -83,10 +83,19 @@ def read_rows(path: str | Path, *, fmt: str | None = None) -> Iterator[Row]:
     p = Path(path)
     kind = detect_format(p, fmt)
     with _open(p) as f:
-        if kind == "jsonl":
-            yield from _jsonl_rows(f)
-        else:
-            yield from _delimited_rows(f, "\t" if kind == "tsv" else ",", quoting=kind == "csv")
+        try:
+            if kind == "jsonl":
+                yield from _jsonl_rows(f)
+            else:
+                yield from _delimited_rows(f, "\t" if kind == "tsv" else ",",
+                                           quoting=kind == "csv")
+        except UnicodeDecodeError as e:  # any bytes: one clear line, never a traceback
+            raise InvalidRequestError(f"Invalid 'dataset': {p.name!r} is not UTF-8 text "
+                                      f"({e.reason} near byte {e.start}).",
+                                      param="dataset") from None
+        except csv.Error as e:
+            raise InvalidRequestError(f"Invalid 'dataset': {p.name!r} is not readable "
+                                      f"{kind.upper()} ({e}).", param="dataset") from None
 
 
 def _jsonl_rows(f: Any) -> Iterator[Row]:
