@@ -1,8 +1,10 @@
 """Engine throughput of two logprobe versions and of plain llama.cpp, measured in one run.
 
 Used for the batch-invariance change: the engine before it (a git revision, checked out into a
-temporary worktree) against the working tree, alternating in rounds, each measurement in a fresh
-process, and llama.cpp's own batching ceiling (a plain low-level decode loop, argmax only, 1 vs
+temporary worktree) against the working tree, and the working tree with llama.cpp's default
+kernels (`batch_invariant=False`, what exact invariance costs), alternating in rounds, each
+measurement in a fresh process, and llama.cpp's own batching ceiling (a plain low-level decode
+loop, argmax only, 1 vs
 4 sequences, llama.cpp's default kernels) in the same rounds.
 
     .venv/bin/python bench/bench_engine_versions.py --before 8c9e884 [--rounds 5] [--threads 2]
@@ -30,8 +32,8 @@ MEASURE = r"""
 import json, sys, threading, time
 from logprobe.engines.llamacpp import LlamaEngine
 from logprobe.engines.base import GenerationParams
-threads, tokens = int(sys.argv[1]), int(sys.argv[2])
-eng = LlamaEngine(n_threads=threads)
+threads, tokens, fast = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "fast"
+eng = LlamaEngine(n_threads=threads, **({"batch_invariant": False} if fast else {}))
 bias = {t: -100.0 for t in eng.eog_ids}
 p = GenerationParams.make(temperature=0, max_tokens=tokens, top_logprobs=20, logit_bias=bias)
 prompts = ["Write a long story about a dragon who learns to bake bread.",
@@ -125,13 +127,18 @@ def main() -> None:
             capture_output=True,
         )
         try:
-            rows: dict[str, list[dict[str, float]]] = {"before": [], "after": [], "llama": []}
+            rows: dict[str, list[dict[str, float]]] = {
+                "before": [],
+                "after": [],
+                "after_fast": [],
+                "llama": [],
+            }
+            t, n = str(args.threads), str(args.tokens)
             for r in range(args.rounds):
-                rows["before"].append(run(MEASURE, wt / "src", str(args.threads), str(args.tokens)))
-                rows["after"].append(
-                    run(MEASURE, ROOT / "src", str(args.threads), str(args.tokens))
-                )
-                rows["llama"].append(run(CEILING, ROOT / "src", str(args.threads), "48"))
+                rows["before"].append(run(MEASURE, wt / "src", t, n, "-"))
+                rows["after"].append(run(MEASURE, ROOT / "src", t, n, "-"))
+                rows["after_fast"].append(run(MEASURE, ROOT / "src", t, n, "fast"))
+                rows["llama"].append(run(CEILING, ROOT / "src", t, "48"))
                 print(
                     f"round {r + 1}:",
                     json.dumps({k: v[-1] for k, v in rows.items()}),
@@ -148,30 +155,37 @@ def main() -> None:
         k: {m: statistics.median(x[m] for x in v) for m in v[0] if m != "batch_invariant"}
         for k, v in rows.items()
     }
+
+    def paired(a: str, b: str, m: str) -> float:
+        return statistics.median(x[m] / y[m] for x, y in zip(rows[a], rows[b], strict=True))
+
     print(
-        f"| measure (median of {args.rounds}) | before ({args.before}) | after | "
-        "after / before (paired) |"
+        f"| measure (median of {args.rounds}) | before ({args.before}) | after | after, "
+        "llama.cpp's default kernels | after / before (paired) | reference / default "
+        "kernels (paired) |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for m, unit in (
         ("gen1", "tok/s"),
         ("gen4", "tok/s"),
         ("score", "tok/s"),
         ("ttft_shared_system", "s"),
     ):
-        ratio = statistics.median(
-            a[m] / b[m] for a, b in zip(rows["after"], rows["before"], strict=True)
+        print(
+            f"| {m} ({unit}) | {med['before'][m]:.3g} | {med['after'][m]:.3g} | "
+            f"{med['after_fast'][m]:.3g} | {paired('after', 'before', m):.2f}x | "
+            f"{paired('after', 'after_fast', m):.2f}x |"
         )
-        print(f"| {m} ({unit}) | {med['before'][m]:.3g} | {med['after'][m]:.3g} | {ratio:.2f}x |")
     gain = {
-        k: statistics.median(x["gen4"] / x["gen1"] for x in rows[k]) for k in ("before", "after")
+        k: statistics.median(x["gen4"] / x["gen1"] for x in rows[k])
+        for k in ("before", "after", "after_fast")
     }
     ceiling = statistics.median(x["ceiling4"] / x["ceiling1"] for x in rows["llama"])
     print(
         f"\n4-stream gain over 1 stream: before {gain['before']:.2f}x, after "
-        f"{gain['after']:.2f}x; llama.cpp's own ceiling (plain decode loop, 4 vs 1 sequence): "
-        f"{ceiling:.2f}x ({med['llama']['ceiling1']:.0f} -> {med['llama']['ceiling4']:.0f} "
-        "tok/s)"
+        f"{gain['after']:.2f}x (default kernels {gain['after_fast']:.2f}x); llama.cpp's own "
+        f"ceiling (plain decode loop, 4 vs 1 sequence): {ceiling:.2f}x "
+        f"({med['llama']['ceiling1']:.0f} -> {med['llama']['ceiling4']:.0f} tok/s)"
     )
 
 
