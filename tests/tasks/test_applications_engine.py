@@ -31,7 +31,7 @@ class Doubler:
 
 
 def test_relevance_ranks_and_reports_consistent_probabilities(engine: Any) -> None:
-    r = relevance(engine, QUESTION, PASSAGES, calibrator=Doubler())
+    r = relevance(engine, QUESTION, PASSAGES, calibrator=Doubler(), method="combined")
     assert sorted(r.order) == [0, 1, 2]
     assert [c.rank for c in r.ranked] == [1, 2, 3]
     assert math.isclose(sum(c.ql_posterior for c in r.ranked), 1.0, rel_tol=1e-9)
@@ -45,6 +45,13 @@ def test_relevance_ranks_and_reports_consistent_probabilities(engine: Any) -> No
     assert by_index[0].ql_logprob > by_index[1].ql_logprob
     ql = relevance(engine, QUESTION, PASSAGES, method="ql")
     assert ql.order[0] != 1 and ql.scores("ql") == pytest.approx(r.scores("ql"), abs=1e-3)
+
+
+def test_relevance_allows_duplicate_passages(engine: Any) -> None:
+    r = relevance(engine, QUESTION, [PASSAGES[0], PASSAGES[1], PASSAGES[0]])
+    by_index = {c.index: c for c in r.ranked}
+    assert by_index[0].ql_logprob == pytest.approx(by_index[2].ql_logprob, abs=0.05)
+    assert r.method == "ql" and by_index[1].rank == 3
 
 
 def test_relevance_rejects_bad_input(engine: Any) -> None:

@@ -16,7 +16,14 @@ from rich.table import Table
 
 from ..errors import CalibrationError, InvalidRequestError
 from ..tasks.ranking_metrics import RankingReport
-from ..tasks.relevance import METHODS, RelevanceResult, check_method, relevance, support
+from ..tasks.relevance import (
+    METHODS,
+    Method,
+    RelevanceResult,
+    check_method,
+    relevance,
+    support,
+)
 from ..tasks.relevance_eval import (
     Question,
     load_questions,
@@ -52,7 +59,8 @@ def relevance_cmd(
     question: Optional[str] = typer.Argument(None, help="The question (or --dataset)."),
     passages: list[str] = typer.Argument(None, help="Candidate passages (or --file)."),
     file: Optional[Path] = typer.Option(None, "--file", help="Candidates, one per line."),
-    method: str = typer.Option("combined", help="Rank by: judge | ql | combined."),
+    method: str = typer.Option("ql", help="Rank by: ql | judge | combined (ql ranked best "
+                               "on WikiQA with the embedded model)."),
     weight: float = typer.Option(1.0, help="Query likelihood's weight in 'combined'."),
     calibrator: Optional[Path] = typer.Option(None, help="Calibrator JSON for P(yes)."),
     dataset: Optional[Path] = typer.Option(None, help="Labelled rows (qrels-style) to evaluate."),
@@ -67,7 +75,7 @@ def relevance_cmd(
                                   "relevant candidates (default: leave them out)."),
     k: int = typer.Option(10, help="Cut-off of nDCG@k."),
     out: Optional[Path] = typer.Option(None, help="Per-question results (JSONL)."),
-    run: Optional[Path] = typer.Option(None, help="Write a TREC run file (combined score)."),
+    run: Optional[Path] = typer.Option(None, help="Write a TREC run file (--method's score)."),
     workers: int = typer.Option(2, help="Questions in flight (the engine batches them)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     threads: Optional[int] = typer.Option(None, help="CPU threads for the embedded engine."),
@@ -86,7 +94,7 @@ def relevance_cmd(
             raise InvalidRequestError("Invalid 'dataset': no question has both relevant and "
                                       "non-relevant candidates (use --all).", param="dataset")
         with engine_from(model, threads=threads) as engine:
-            d = _relevance_dataset(engine, qs, cal, weight, workers, k, out, run)
+            d = _relevance_dataset(engine, qs, cal, weight, workers, k, out, run, how)
         d["skipped_rows"] = loaded.skipped
         print_json(d) if json_out else _print_dataset(d)
         return
@@ -104,7 +112,8 @@ def relevance_cmd(
 
 
 def _relevance_dataset(engine: Any, qs: list[Question], cal: Any, weight: float, workers: int,
-                       k: int, out: Path | None, run: Path | None) -> dict[str, Any]:
+                       k: int, out: Path | None, run: Path | None, how: Method
+                       ) -> dict[str, Any]:
     sink = None if out is None else out.open("w", encoding="utf-8")
     try:
         with progress_bar() as bar:
@@ -118,7 +127,7 @@ def _relevance_dataset(engine: Any, qs: list[Question], cal: Any, weight: float,
                     sink.flush()
 
             scored, failed = score_questions(engine, qs, calibrator=cal, weight=weight,
-                                             workers=workers, on_question=on_q)
+                                             workers=workers, on_question=on_q, method=how)
     finally:
         if sink is not None:
             sink.close()
@@ -137,7 +146,7 @@ def _write_run(path: Path, scored: list[tuple[Question, RelevanceResult]]) -> No
     with path.open("w", encoding="utf-8") as f:
         for q, r in scored:
             for c in r.ranked:
-                f.write(f"{q.qid} Q0 {c.index} {c.rank} {c.combined:.6f} logprobe\n")
+                f.write(f"{q.qid} Q0 {c.index} {c.rank} {c.score(r.method):.6f} logprobe\n")
 
 
 def _print_ranking(r: RelevanceResult) -> None:

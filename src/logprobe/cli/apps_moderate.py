@@ -121,9 +121,11 @@ def _raw_probs(engine: Any, pol: Policy, rows: list[TextRow], workers: int
 
 def _report(pol: Policy, raw: list[dict[str, float]], gold: list[str | None], cals: Any
             ) -> dict[str, Any]:
-    from sklearn.metrics import f1_score
-
     from ..calibration import ece
+    from ..calibration.recalibrate import require_sklearn
+
+    require_sklearn("the moderation report's macro-F1")
+    from sklearn.metrics import f1_score
 
     q = [calibrated_probs(pol, r, cals) for r in raw]
     decisions = [decide(pol, p)[0:2] for p in q]

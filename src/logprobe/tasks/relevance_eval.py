@@ -142,7 +142,7 @@ def order_report(questions: Sequence[Question], *, k: int = 10) -> RankingReport
 
 def score_questions(
     engine: Engine, questions: Sequence[Question], *, calibrator: Any | None = None,
-    weight: float = 1.0, workers: int = 2,
+    weight: float = 1.0, workers: int = 2, method: str = "ql",
     on_question: Callable[[Question, RelevanceResult | None, str | None], None] | None = None,
 ) -> tuple[list[tuple[Question, RelevanceResult]], list[dict[str, Any]]]:
     """Score every question (``workers`` questions in flight); failures are listed, not raised."""
@@ -151,7 +151,7 @@ def score_questions(
 
     def work(q: Question) -> RelevanceResult:
         return relevance(engine, q.question, list(q.passages), calibrator=calibrator,
-                         weight=weight, workers=4)
+                         weight=weight, workers=4, method=method)
 
     for outcome in ordered_map(work, questions, workers=workers):
         if outcome.result is None:
