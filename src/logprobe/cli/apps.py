@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import CalibrationError, InvalidRequestError
@@ -156,7 +157,7 @@ def _print_ranking(r: RelevanceResult) -> None:
         table.add_column(col, justify="left" if col == "passage" else "right")
     for c in r.ranked:
         text = c.passage if len(c.passage) <= 70 else c.passage[:67] + "..."
-        table.add_row(str(c.rank), text, f"{c.p_yes:.3f}", f"{c.ql_logprob:.2f}",
+        table.add_row(str(c.rank), escape(text), f"{c.p_yes:.3f}", f"{c.ql_logprob:.2f}",
                       f"{c.ql_posterior:.3f}", f"{c.combined:.2f}")
     stdout_console().print(table)
 

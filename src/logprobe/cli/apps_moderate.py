@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from ..errors import InvalidRequestError
 from ..tasks.datasets import TextRow, parse_label_map, read_rows, subset, text_rows
@@ -154,9 +155,10 @@ def _report(pol: Policy, raw: list[dict[str, float]], gold: list[str | None], ca
 def _print_one(r: ModerationResult) -> None:
     console = stdout_console()
     probs = ", ".join(f"{k} {v:.3f}" for k, v in r.probs.items())
-    console.print(f"{r.decision}: {r.label}  ({probs}{'; calibrated' if r.calibrated else ''})")
+    console.print(escape(f"{r.decision}: {r.label}  ({probs}"
+                         f"{'; calibrated' if r.calibrated else ''})"))
     for reason in r.reasons:
-        console.print(f"  {reason}")
+        console.print(escape(f"  {reason}"))
 
 
 def _print_report(d: dict[str, Any]) -> None:

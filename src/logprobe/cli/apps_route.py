@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InvalidRequestError
@@ -109,7 +110,8 @@ def _print_completions(r: AutocompleteResult) -> None:
     for col in ("rank", "completion", "logprob", "tokens", "prob"):
         table.add_column(col, justify="left" if col == "completion" else "right")
     for c in r.ranked:
-        table.add_row(str(c.rank), c.text, f"{c.logprob:.3f}", str(c.n_tokens), f"{c.prob:.3f}")
+        table.add_row(str(c.rank), escape(c.text), f"{c.logprob:.3f}", str(c.n_tokens),
+                      f"{c.prob:.3f}")
     stdout_console().print(table)
 
 
@@ -239,11 +241,11 @@ def _print_triage(r: TriageResult) -> None:
     head = {"route": f"route to {r.label}", "clarify": "ask a clarifying question",
             "escalate": f"escalate to {r.escalated_to}"
                         + (f" (strong model routes to {r.label})" if r.label else "")}[r.action]
-    console.print(f"{head}  [{probs}]")
+    console.print(escape(f"{head}  ({probs})"))
     if r.question:
-        console.print(f"question: {r.question}")
+        console.print(escape(f"question: {r.question}"))
     for reason in r.reasons:
-        console.print(f"  {reason}")
+        console.print(escape(f"  {reason}"))
 
 
 def _print_triage_report(d: dict[str, Any]) -> None:
