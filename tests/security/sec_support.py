@@ -7,12 +7,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 _WEB = str(Path(__file__).resolve().parents[1] / "web")
 if _WEB not in sys.path:  # web_support (LiveServer, Chromium settings) and web_data

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from .sec_support import EXE, KEY, LiveServer, free_port
 
 from logprobe.server import KeyAuth, create_app
 from logprobe.server.auth import SESSION_COOKIE
 from logprobe.store import Store
 
+from .sec_support import EXE, KEY, LiveServer, free_port
 
 OPEN = {"/health", "/ui/login", "/ui/static/style.css"}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from logprobe.cli.main import main
@@ -76,6 +76,8 @@ def test_any_bytes_give_one_error_line_never_a_traceback(
     tmp = tmp_path_factory.mktemp("fuzz")
 
     @given(data=files, suffix=st.sampled_from([".jsonl", ".json", ".csv", ".tsv", ".txt"]))
+    @example(data=b'{"\\r": 0}', suffix=".json")  # found: a key's CR split the error line
+    @example(data=b'{"question": "\xff"}', suffix=".jsonl")  # found: UnicodeDecodeError
     @settings(max_examples=40, deadline=None, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture,
                                      HealthCheck.too_slow])

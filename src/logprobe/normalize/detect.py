@@ -119,6 +119,11 @@ def _detect_list(items: Sequence[Any]) -> tuple[str, bool]:
     return first[0], vllm
 
 
+def _printable(value: Any) -> str:
+    """Text from the payload, made safe for a one-line message (control characters escaped)."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(value))
+
+
 def _detect_item(d: Mapping[str, Any], path: str) -> tuple[str, bool]:
     found = (
         _anthropic(d) or _responses(d) or _gemini(d) or _logprobe(d) or _openai_family(d)
@@ -129,8 +134,8 @@ def _detect_item(d: Mapping[str, Any], path: str) -> tuple[str, bool]:
     if "error" in d:
         err = d["error"]
         msg = err.get("message") if isinstance(err, Mapping) else err
-        raise fail(at(path, "error"), f"the payload is an error response: {msg}")
-    keys = ", ".join(sorted(map(str, d))[:8]) or "none"
+        raise fail(at(path, "error"), f"the payload is an error response: {_printable(msg)}")
+    keys = ", ".join(_printable(k) for k in sorted(map(str, d))[:8]) or "none"
     raise fail(path, f"unrecognized payload shape (keys: {keys}); pass provider= explicitly, "
                f"one of {', '.join(PROVIDERS)}")
 

@@ -151,9 +151,9 @@ class AuthMiddleware:
         given = dict(scope["headers"]).get(b"authorization")
         msg = ("You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
                if given is None else "Incorrect API key provided.")
-        response = logprobe_error_response(AuthenticationError(msg))
-        response.headers["WWW-Authenticate"] = "Bearer"
-        await response(scope, receive, send)
+        refusal = logprobe_error_response(AuthenticationError(msg))
+        refusal.headers["WWW-Authenticate"] = "Bearer"
+        await refusal(scope, receive, send)
 
 
 __all__ = ["CSRF_HEADER", "OPEN_PATHS", "SESSION_COOKIE", "SESSION_TTL_S", "AuthMiddleware",

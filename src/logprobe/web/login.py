@@ -102,7 +102,7 @@ def add_login_routes(router: APIRouter, auth: KeyAuth) -> None:
     async def login(request: Request) -> Response:
         raw = await request.body()
         form = parse_qs(raw[:MAX_FORM_BYTES].decode("utf-8", "replace"))
-        target = safe_next((form.get("next") or [None])[0], auth)
+        target = safe_next((form.get("next") or [""])[0], auth)
         if not auth.enabled:
             return RedirectResponse(target, status_code=303)
         if not same_origin(request):
