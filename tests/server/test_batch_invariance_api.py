@@ -52,10 +52,10 @@ def words(n: int, seed: int) -> str:
     return " ".join(np.random.default_rng(seed).choice(WORDS, n))
 
 
-# eight questions from a few tokens to ~700, as in the check
+# questions from a few tokens to ~600 (past 256 and 512), as in the check
 CHATS = [
     words(n, i) + "\nWhat is this about?"
-    for i, n in enumerate((2, 12, 60, 140, 230, 330, 450, 560))
+    for i, n in enumerate((2, 60, 300, 560))
 ]
 
 
@@ -73,7 +73,7 @@ def chat(client: Any, model: str, q: str) -> Any:
     r = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": q}],
-        max_tokens=24,
+        max_tokens=12,
         temperature=0,
         logprobs=True,
         top_logprobs=5,
@@ -106,16 +106,15 @@ def response(client: Any, model: str, q: str) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_concurrent_and_alone_logprobs_are_identical(live: LiveServer) -> None:
     client = live.client(timeout=600)
     model = live.serving.model_name
     counts = [len(live.serving.engine.tokenize(q)) for q in CHATS]
     assert max(counts) > 512 and any(256 < c < 512 for c in counts)
     calls = [(fn, q) for q in CHATS for fn in (chat,)] + [
-        (completion, CHATS[5]),
-        (completion, CHATS[7]),
-        (response, CHATS[6]),
-        (response, CHATS[1]),
+        (completion, CHATS[3]),
+        (response, CHATS[2]),
     ]
     alone = [fn(client, model, q) for fn, q in calls]
     for order in (list(range(len(calls))), list(range(len(calls)))[::-1]):
