@@ -84,7 +84,7 @@ class SocketServer:
     buffer, inherited by accepted connections) can be set; stands in for a server whose
     kernel buffers toward a client are full, without generating megabytes on a loaded host."""
 
-    def __init__(self, app: Any, *, sndbuf: int | None = None) -> None:
+    def __init__(self, app: Any, *, sndbuf: int | None = None, http: Any = "auto") -> None:
         import threading
 
         import uvicorn
@@ -95,7 +95,7 @@ class SocketServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off",
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", http=http,
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},

@@ -14,6 +14,7 @@ import pytest
 
 from logprobe.errors import InvalidRequestError
 from logprobe.server import create_app
+from logprobe.server.header_timeout import header_timeout_protocol
 from logprobe.server.limits import DEFAULT_BOUNDS, parse_size
 
 from .sec_support import LiveServer, SocketServer
@@ -198,3 +199,23 @@ def test_half_open_connections_hold_no_slot(limited: tuple[str, Any]) -> None:
     finally:
         for s in socks:
             s.close()
+
+
+def test_headers_that_never_finish_are_cut_off(engine: Any) -> None:
+    """Slowloris: with the header timeout (1 s here), a connection that trickles its request
+    head, or sends nothing, is closed; a request that completes its head in time is served,
+    and so is a second request on the same keep-alive connection."""
+    app = create_app(engine)
+    with SocketServer(app, http=header_timeout_protocol(1.0)) as server:
+        slow, silent = raw(server.url), raw(server.url)
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        for s in (slow, silent):
+            s.settimeout(10)
+            assert s.recv(100) == b""  # closed by the server
+            s.close()
+        assert time.monotonic() - started < 8
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get("/health").status_code == 200
+            time.sleep(0.3)
+            assert client.get("/health").status_code == 200

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import InvalidRequestError, LogprobeError
 from ..server.drain import DEFAULT_DRAIN_TIMEOUT_S
+from ..server.header_timeout import DEFAULT_HEADER_TIMEOUT_S, header_timeout_protocol
 from ..server.limits import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_SEND_TIMEOUT_S,
@@ -76,6 +77,9 @@ def serve(
     send_timeout: float = typer.Option(DEFAULT_SEND_TIMEOUT_S, "--send-timeout", min=0.1,
                                        help="Seconds a client may stop reading a response "
                                             "before it is dropped and its slot freed."),
+    header_timeout: float = typer.Option(DEFAULT_HEADER_TIMEOUT_S, "--header-timeout", min=0.1,
+                                         help="Seconds a connection may take to send its "
+                                              "request headers before it is closed."),
     drain_timeout: float = typer.Option(DEFAULT_DRAIN_TIMEOUT_S, "--drain-timeout", min=0,
                                         help="On SIGTERM, seconds to let requests in flight "
                                              "finish (new ones get 503)."),
@@ -103,7 +107,8 @@ def serve(
               + (f"; viewer at http://{host}:{port}/ui/" if store is not None else ""),
               file=sys.stderr)
         config = uvicorn.Config(app, host=host, port=port, log_level="info",
-                                timeout_graceful_shutdown=5, timeout_keep_alive=5)
+                                timeout_graceful_shutdown=5, timeout_keep_alive=5,
+                                http=header_timeout_protocol(header_timeout))
         DrainingServer(config, app, drain_timeout_s=drain_timeout).run()
     finally:
         engine.close()

@@ -209,6 +209,7 @@ def ui_command(
     import uvicorn
 
     from ..web import create_ui_app, lazy_engine
+    from ..server.header_timeout import header_timeout_protocol
     from .serve import warn_if_open
 
     if not 0 < port < 65536:
@@ -219,7 +220,8 @@ def ui_command(
     warn_if_open(host, api_key, "viewer")
     _err.print(f"logprobe viewer on http://{host}:{port}/ui/ (store {store.url})", markup=False)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning",
+                    http=header_timeout_protocol())
     finally:
         store.close()
 
