@@ -13,8 +13,8 @@ Three scores per candidate, all from likelihoods (no generation):
 * **combined**: ``z(logit p_yes) + weight * z(ql)``, each score standardised over the question's
   candidates (so neither scale dominates); ranking only.
 
-The default ranking is query likelihood: on 59 WikiQA test questions it ranked best with the
-embedded 135M model (MAP 0.70, against 0.43 for the judgement and 0.62 combined; see
+The default ranking is query likelihood: on 60 WikiQA test questions it ranked best with the
+embedded 135M model (MAP 0.69, against 0.43 for the judgement and 0.66 combined; see
 ``docs/experiments/applications.md``). Duplicate passages are allowed.
 
 :func:`support` is the RAG-side check: does a passage support a proposed answer (yes/no label
