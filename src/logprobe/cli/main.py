@@ -12,7 +12,7 @@ import typer
 from typer import exceptions as typer_exc
 
 from ..errors import LogprobeError
-from . import calibrate, doctor, gate, generate, inspect, serve, store, tasks
+from . import apps, calibrate, doctor, gate, generate, inspect, serve, store, tasks
 
 app = typer.Typer(
     name="logprobe",
@@ -39,7 +39,7 @@ def _root(
     """Token log-probabilities: generate, score, serve, analyse, classify, calibrate, track."""
 
 
-for _module in (generate, serve, inspect, gate, tasks, calibrate, store, doctor):
+for _module in (generate, serve, inspect, gate, tasks, calibrate, store, apps, doctor):
     _module.register(app)
 
 
