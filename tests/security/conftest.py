@@ -23,7 +23,7 @@ _spec.loader.exec_module(_store_conftest)
 postgres_server = _store_conftest.postgres_server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: tests/web starts its own Playwright
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium chromium-driver)")

@@ -47,7 +47,7 @@ def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits(serve: Any
     lines: list[str] = []
 
     def stream() -> None:
-        body = {"prompt": "Once upon a time", "max_tokens": 24, "stream": True,
+        body = {"prompt": "Once upon a time", "max_tokens": 120, "stream": True,
                 "temperature": 0, "logit_bias": NO_EOS}
         with httpx.stream("POST", srv.url + "/v1/completions", json=body, timeout=300) as r:
             lines.extend(line for line in r.iter_lines() if line)
@@ -59,13 +59,15 @@ def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits(serve: Any
         assert time.monotonic() < deadline and t.is_alive()
         time.sleep(0.05)
     srv.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    while httpx.get(srv.url + "/health").status_code != 503:  # the signal was handled
+        assert time.monotonic() < deadline and t.is_alive(), "the stream ended before the probe"
+        time.sleep(0.02)
     refused = complete(srv.url, "new request")
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "server_shutting_down"
     t.join(timeout=240)
     assert lines[-1] == "data: [DONE]"  # the stream in flight finished whole
-    assert sum(1 for line in lines if '"text"' in line) >= 24
+    assert sum(1 for line in lines if '"text"' in line) >= 120
     assert srv.proc.wait(timeout=60) == 0
     log = srv.log()
     assert "SIGTERM: draining 1 request(s) in flight" in log and "Traceback" not in log
