@@ -33,13 +33,15 @@ def weighted_mean(values: Sequence[float]) -> Callable[[np.ndarray], float]:
     return lambda w: float(np.average(v, weights=w))
 
 
-def cis(stats: Mapping[str, Callable[[np.ndarray], float | None]], n: int
-        ) -> dict[str, list[float] | None]:
+def cis(
+    stats: Mapping[str, Callable[[np.ndarray], float | None]], n: int
+) -> dict[str, list[float] | None]:
     """95% intervals of several statistics of the same items (same resamples)."""
-    out = bootstrap_cis(lambda w: {k: f(w) for k, f in stats.items()}, n, n_boot=N_BOOT,
-                        seed=SEED)
-    return {k: None if out.get(k) is None else [round(x, 4) for x in out[k]]  # type: ignore[union-attr]
-            for k in stats}
+    out = bootstrap_cis(lambda w: {k: f(w) for k, f in stats.items()}, n, n_boot=N_BOOT, seed=SEED)
+    return {
+        k: None if out.get(k) is None else [round(x, 4) for x in out[k]]  # type: ignore[union-attr]
+        for k in stats
+    }
 
 
 def resampled(w: np.ndarray) -> np.ndarray:
@@ -47,13 +49,15 @@ def resampled(w: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(w.size), w.astype(np.int64))
 
 
-def ece_stat(conf: Sequence[float], correct: Sequence[bool], n_bins: int = 10
-             ) -> Callable[[np.ndarray], float]:
+def ece_stat(
+    conf: Sequence[float], correct: Sequence[bool], n_bins: int = 10
+) -> Callable[[np.ndarray], float]:
     c, y = np.asarray(conf, dtype=np.float64), np.asarray(correct, dtype=bool)
 
     def f(w: np.ndarray) -> float:
         idx = resampled(w)
         return ece(c[idx], y[idx], n_bins=n_bins)
+
     return f
 
 

@@ -25,8 +25,16 @@ from typing import Any
 from logprobe.engines.llamacpp import LlamaEngine
 from logprobe.tasks import classify
 
-LABELS = ["World news", "Sports", "Business", "Science and technology", "Health", "Entertainment",
-          "Politics", "Travel and tourism"]
+LABELS = [
+    "World news",
+    "Sports",
+    "Business",
+    "Science and technology",
+    "Health",
+    "Entertainment",
+    "Politics",
+    "Travel and tourism",
+]
 TEXT = (
     "The city council met on Tuesday evening to discuss the new public transport plan, which "
     "would add three tram lines, extend night bus services and close several streets in the "
@@ -79,13 +87,19 @@ def run(engine: LlamaEngine, n_tokens: int, k: int, repeats: int) -> dict[str, A
         b, lp_b = timed(separate, engine, prompt, labels)
         t_shared.append(a)
         t_sep.append(b)
-        max_diff = max(max_diff, max(abs(x - y) for x, y in zip(lp_a, lp_b)))
+        max_diff = max(max_diff, max(abs(x - y) for x, y in zip(lp_a, lp_b, strict=False)))
     ms = statistics.median(t_shared)
     mp = statistics.median(t_sep)
-    return {"k": k, "prompt_tokens": len(engine.tokenize(prompt)),
-            "label_tokens": sum(len(engine.tokenize(" " + x)) for x in labels),
-            "shared_s": ms, "separate_s": mp, "speedup": mp / ms, "target": 0.6 * k,
-            "max_logprob_diff": max_diff}
+    return {
+        "k": k,
+        "prompt_tokens": len(engine.tokenize(prompt)),
+        "label_tokens": sum(len(engine.tokenize(" " + x)) for x in labels),
+        "shared_s": ms,
+        "separate_s": mp,
+        "speedup": mp / ms,
+        "target": 0.6 * k,
+        "max_logprob_diff": max_diff,
+    }
 
 
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, load: str) -> str:
@@ -113,10 +127,15 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, load: str) ->
         lines.append(
             f"| {r['k']} | {r['prompt_tokens']} | {r['label_tokens']} | {r['shared_s'] * 1000:.0f}"
             f" ms | {r['separate_s'] * 1000:.0f} ms | {r['speedup']:.2f}x | "
-            f"{r['target']:.1f}x ({ok}) | {r['max_logprob_diff']:.1e} |")
-    lines += ["", "Both paths return the same label logprobs (last column), so the speedup "
-              "is free: one prefill of the shared prompt instead of K, and the labels decoded "
-              "together in one batch.", ""]
+            f"{r['target']:.1f}x ({ok}) | {r['max_logprob_diff']:.1e} |"
+        )
+    lines += [
+        "",
+        "Both paths return the same label logprobs (last column), so the speedup "
+        "is free: one prefill of the shared prompt instead of K, and the labels decoded "
+        "together in one batch.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -32,12 +32,11 @@ from collections.abc import Callable
 from typing import Any
 
 import llama_cpp
-
-from logprobe.engines.portability import reference_llama
 import numpy as np
 
 from logprobe.engines import GenerationParams
 from logprobe.engines.llamacpp import LlamaEngine, default_model_path
+from logprobe.engines.portability import reference_llama
 
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
 SCORE_TEXT = (
@@ -110,11 +109,16 @@ def main() -> None:
     eng = LlamaEngine(path, n_threads=args.threads)
     load = time.perf_counter() - t0
 
-    lcp = reference_llama(path, n_ctx=2048, n_threads=args.threads,
-                          n_threads_batch=args.threads, logits_all=True)
+    lcp = reference_llama(
+        path, n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads, logits_all=True
+    )
     model, vocab = lcp._model.model, lcp._model.vocab
-    gen = GenerationParams.make(temperature=0, max_tokens=args.tokens, top_logprobs=20,
-                                logit_bias={t: -100.0 for t in eng.eog_ids})
+    gen = GenerationParams.make(
+        temperature=0,
+        max_tokens=args.tokens,
+        top_logprobs=20,
+        logit_bias={t: -100.0 for t in eng.eog_ids},
+    )
     bias = {str(t): -100.0 for t in eng.eog_ids}
     msgs = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper."}]
 
@@ -125,14 +129,21 @@ def main() -> None:
 
     def lcp_decode() -> tuple[int, float]:
         t = time.perf_counter()
-        r = lcp.create_completion(PROMPT, max_tokens=args.tokens, temperature=0, logprobs=20,
-                                  logit_bias=bias)
+        r = lcp.create_completion(
+            PROMPT, max_tokens=args.tokens, temperature=0, logprobs=20, logit_bias=bias
+        )
         return r["usage"]["completion_tokens"], time.perf_counter() - t
 
     def lcp_chat() -> tuple[int, float]:
         t = time.perf_counter()
-        r = lcp.create_chat_completion(msgs, max_tokens=args.tokens, temperature=0,
-                                       logprobs=True, top_logprobs=20, logit_bias=bias)
+        r = lcp.create_chat_completion(
+            msgs,
+            max_tokens=args.tokens,
+            temperature=0,
+            logprobs=True,
+            top_logprobs=20,
+            logit_bias=bias,
+        )
         return r["usage"]["completion_tokens"], time.perf_counter() - t
 
     def ours_score() -> tuple[int, float]:
@@ -169,10 +180,11 @@ def main() -> None:
         return statistics.median(x / y for x, y in zip(speeds[a], speeds[b], strict=True))
 
     result = {
-        "threads": args.threads, "reps": args.reps, "tokens": args.tokens,
+        "threads": args.threads,
+        "reps": args.reps,
+        "tokens": args.tokens,
         "tokens_per_s": {k: round(v, 1) for k, v in med.items()},
-        "spread_tokens_per_s": {k: [round(min(v), 1), round(max(v), 1)] for k, v in
-                                speeds.items()},
+        "spread_tokens_per_s": {k: [round(min(v), 1), round(max(v), 1)] for k, v in speeds.items()},
         "ratios": {  # paired per repetition, then the median
             "decode logprobe/plain": round(paired("decode/logprobe", "decode/plain"), 3),
             "decode logprobe/lcp": round(paired("decode/logprobe", "decode/lcp"), 2),
@@ -181,14 +193,19 @@ def main() -> None:
             "score logprobe/lcp_echo": round(paired("score/logprobe", "score/lcp_echo"), 2),
         },
         "ratios_per_rep": {
-            "decode logprobe/plain": [round(x / y, 3) for x, y in zip(
-                speeds["decode/logprobe"], speeds["decode/plain"], strict=True)],
-            "score logprobe/prefill": [round(x / y, 3) for x, y in zip(
-                speeds["score/logprobe"], speeds["score/prefill"], strict=True)],
+            "decode logprobe/plain": [
+                round(x / y, 3)
+                for x, y in zip(speeds["decode/logprobe"], speeds["decode/plain"], strict=True)
+            ],
+            "score logprobe/prefill": [
+                round(x / y, 3)
+                for x, y in zip(speeds["score/logprobe"], speeds["score/prefill"], strict=True)
+            ],
         },
         "load_s": {"first": round(first_load, 3), "later": round(load, 3)},
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "numpy": np.__version__, "llama_cpp_python": llama_cpp.__version__,
+        "numpy": np.__version__,
+        "llama_cpp_python": llama_cpp.__version__,
     }
     eng.close()
     print(json.dumps(result, indent=2))

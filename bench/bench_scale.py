@@ -32,26 +32,34 @@ from logprobe.tasks.datasets import TextRow
 
 SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
 LABELS = ("negative", "positive")
-FALLBACK = ["a charming and often affecting journey", "unflinchingly bleak and desperate",
-            "the acting is superb", "a dull, lifeless mess", "funny and touching",
-            "too long and too loud"]
+FALLBACK = [
+    "a charming and often affecting journey",
+    "unflinchingly bleak and desperate",
+    "the acting is superb",
+    "a dull, lifeless mess",
+    "funny and touching",
+    "too long and too loud",
+]
 
 
 def load_rows(n: int) -> list[TextRow]:
     if SST2.is_file():
-        rows = [r for r in text_rows(SST2, label_map={"0": "negative", "1": "positive"},
-                                     labels=LABELS) if r.text is not None]
+        rows = [
+            r
+            for r in text_rows(SST2, label_map={"0": "negative", "1": "positive"}, labels=LABELS)
+            if r.text is not None
+        ]
     else:
-        rows = [TextRow(i, i + 1, FALLBACK[i % len(FALLBACK)] + f" ({i})")
-                for i in range(n)]
+        rows = [TextRow(i, i + 1, FALLBACK[i % len(FALLBACK)] + f" ({i})") for i in range(n)]
     return rows[:n]
 
 
 def run(executor: Any, rows: list[TextRow]) -> tuple[float, list[dict[str, Any]]]:
     fn = ClassifyRow(LABELS)
     started = time.perf_counter()
-    records = [prediction_record(o.item, o.result) for o in executor.map(fn, rows)
-               if o.result is not None]
+    records = [
+        prediction_record(o.item, o.result) for o in executor.map(fn, rows) if o.result is not None
+    ]
     return time.perf_counter() - started, records
 
 
@@ -64,15 +72,20 @@ def local(rows: list[TextRow], threads: int, workers: int) -> dict[str, Any]:
         wall, records = run(LocalExecutor(engine, workers=workers), rows)
     finally:
         engine.close()
-    return {"config": f"local, 1 engine x {threads} threads, {workers} rows in flight",
-            "wall_s": wall, "rows_per_s": len(rows) / wall, "startup_s": load,
-            "records": records}
+    return {
+        "config": f"local, 1 engine x {threads} threads, {workers} rows in flight",
+        "wall_s": wall,
+        "rows_per_s": len(rows) / wall,
+        "startup_s": load,
+        "records": records,
+    }
 
 
 def on_ray(rows: list[TextRow], actors: int, workers: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    with RayExecutor(EngineSpec(), RayOptions(actors=actors, actor_cpus=1.0,
-                                              concurrency=workers, chunk_size=4)) as ex:
+    with RayExecutor(
+        EngineSpec(), RayOptions(actors=actors, actor_cpus=1.0, concurrency=workers, chunk_size=4)
+    ) as ex:
         startup = time.perf_counter() - t0
         run(ex, rows[: 4 * actors])  # warm-up
         before = ex.stats.actor_seconds
@@ -80,25 +93,37 @@ def on_ray(rows: list[TextRow], actors: int, workers: int) -> dict[str, Any]:
         busy = ex.stats.actor_seconds - before
         peaks = [i["peak_rss_bytes"] for i in ex.actor_infos()]
     overhead = (wall - busy / actors) / len(rows)
-    return {"config": f"ray, {actors} actor(s) x 1 CPU, {workers} rows in flight each",
-            "wall_s": wall, "rows_per_s": len(rows) / wall, "startup_s": startup,
-            "actor_busy_s": busy, "model_s_per_row": busy / len(rows),
-            "overhead_s_per_row": overhead,
-            "overhead_pct_of_model": 100 * overhead / (busy / len(rows)),
-            "peak_rss_mib_per_actor": [round(p / 2**20, 1) for p in peaks],
-            "records": records}
+    return {
+        "config": f"ray, {actors} actor(s) x 1 CPU, {workers} rows in flight each",
+        "wall_s": wall,
+        "rows_per_s": len(rows) / wall,
+        "startup_s": startup,
+        "actor_busy_s": busy,
+        "model_s_per_row": busy / len(rows),
+        "overhead_s_per_row": overhead,
+        "overhead_pct_of_model": 100 * overhead / (busy / len(rows)),
+        "peak_rss_mib_per_actor": [round(p / 2**20, 1) for p in peaks],
+        "records": records,
+    }
 
 
 def table(results: list[dict[str, Any]], base: float) -> str:
-    lines = ["| configuration | rows/s | vs local | Ray overhead per row | peak RSS per actor |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| configuration | rows/s | vs local | Ray overhead per row | peak RSS per actor |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in results:
-        over = (f"{1000 * r['overhead_s_per_row']:.1f} ms ({r['overhead_pct_of_model']:.1f}% of "
-                f"{1000 * r['model_s_per_row']:.0f} ms model time)"
-                if "overhead_s_per_row" in r else "-")
+        over = (
+            f"{1000 * r['overhead_s_per_row']:.1f} ms ({r['overhead_pct_of_model']:.1f}% of "
+            f"{1000 * r['model_s_per_row']:.0f} ms model time)"
+            if "overhead_s_per_row" in r
+            else "-"
+        )
         mem = ", ".join(f"{m:.0f} MiB" for m in r.get("peak_rss_mib_per_actor", [])) or "-"
-        lines.append(f"| {r['config']} | {r['rows_per_s']:.2f} | {r['rows_per_s'] / base:.2f}x "
-                     f"| {over} | {mem} |")
+        lines.append(
+            f"| {r['config']} | {r['rows_per_s']:.2f} | {r['rows_per_s'] / base:.2f}x "
+            f"| {over} | {mem} |"
+        )
     return "\n".join(lines)
 
 
@@ -111,10 +136,13 @@ def main() -> None:
     import ray
 
     rows = load_rows(args.rows)
-    results = [local(rows, threads=2, workers=args.workers),
-               local(rows, threads=1, workers=args.workers)]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    results = [
+        local(rows, threads=2, workers=args.workers),
+        local(rows, threads=1, workers=args.workers),
+    ]
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+    )
     try:
         results += [on_ray(rows, 1, args.workers), on_ray(rows, 2, args.workers)]
     finally:
@@ -122,16 +150,17 @@ def main() -> None:
     reference = results[0]["records"]
     same = all(r["records"] == reference for r in results)
     driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    md = (f"{len(rows)} SST-2 rows, labels {'/'.join(LABELS)}; {platform.processor() or 'cpu'}, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end\n\n"
-          f"{table(results, results[0]['rows_per_s'])}\n\n"
-          f"Records identical across all configurations: {same}. Driver peak RSS "
-          f"{driver_peak:.0f} MiB. Start-up (engine load, Ray actors): "
-          + ", ".join(f"{r['config'].split(',')[0]} {r['startup_s']:.1f} s" for r in results)
-          + "\n")
+    md = (
+        f"{len(rows)} SST-2 rows, labels {'/'.join(LABELS)}; {platform.processor() or 'cpu'}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end\n\n"
+        f"{table(results, results[0]['rows_per_s'])}\n\n"
+        f"Records identical across all configurations: {same}. Driver peak RSS "
+        f"{driver_peak:.0f} MiB. Start-up (engine load, Ray actors): "
+        + ", ".join(f"{r['config'].split(',')[0]} {r['startup_s']:.1f} s" for r in results)
+        + "\n"
+    )
     print(md)
-    print(json.dumps([{k: v for k, v in r.items() if k != "records"} for r in results],
-                     indent=2))
+    print(json.dumps([{k: v for k, v in r.items() if k != "records"} for r in results], indent=2))
     if args.out:
         with args.out.open("a", encoding="utf-8") as f:
             f.write(md + "\n")

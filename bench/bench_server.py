@@ -73,10 +73,16 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) ->
     raise RuntimeError(f"server at {url} did not come up in {timeout:.0f} s")
 
 
-def stream_chat(url: str, model: str, prompt: str, max_tokens: int,
-                top: int | None = 20) -> StreamResult:
-    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}],
-                            "max_tokens": max_tokens, "temperature": 0, "stream": True}
+def stream_chat(
+    url: str, model: str, prompt: str, max_tokens: int, top: int | None = 20
+) -> StreamResult:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+    }
     if top is not None:
         body |= {"logprobs": True, "top_logprobs": top}
     res = StreamResult(0, 0.0, None, 0)
@@ -116,18 +122,22 @@ def top_name(top: int | None) -> str:
     return "logprobs off" if top is None else f"top_logprobs {top}"
 
 
-def measure_round(url: str, model: str, max_tokens: int, top: int | None, k: int
-                  ) -> dict[str, float]:
+def measure_round(
+    url: str, model: str, max_tokens: int, top: int | None, k: int
+) -> dict[str, float]:
     """One round for one server and setting: a single stream, then 4 concurrent streams."""
     one = stream_chat(url, model, PROMPTS[k % len(PROMPTS)], max_tokens, top)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda p: stream_chat(url, model, p, max_tokens, top), PROMPTS))
     wall = time.perf_counter() - t0
-    return {"single": one.tokens / one.seconds, "ttft_ms": 1000 * (one.ttft or float("nan")),
-            "conc4": sum(r.tokens for r in results) / wall,
-            "broken": float(one.broken + sum(r.broken for r in results)),
-            "alts": statistics.median(one.top_counts) if one.top_counts else 0.0}
+    return {
+        "single": one.tokens / one.seconds,
+        "ttft_ms": 1000 * (one.ttft or float("nan")),
+        "conc4": sum(r.tokens for r in results) / wall,
+        "broken": float(one.broken + sum(r.broken for r in results)),
+        "alts": statistics.median(one.top_counts) if one.top_counts else 0.0,
+    }
 
 
 def batch_ceiling(model: str, threads: int, steps: int = 48, rounds: int = 5) -> dict[str, Any]:
@@ -139,8 +149,12 @@ def batch_ceiling(model: str, threads: int, steps: int = 48, rounds: int = 5) ->
     from logprobe.engines._llama import ContextConfig, LlamaContext, LlamaModel
 
     m = LlamaModel(model)
-    ctx = LlamaContext(m, ContextConfig(n_ctx_seq=1024, n_batch=512, n_seq_max=4, n_threads=threads,
-                                        reference_kernels=False))  # llama.cpp's defaults
+    ctx = LlamaContext(
+        m,
+        ContextConfig(
+            n_ctx_seq=1024, n_batch=512, n_seq_max=4, n_threads=threads, reference_kernels=False
+        ),
+    )  # llama.cpp's defaults
     ids = m.tokenize(PROMPTS[0], add_bos=True, special=False)
 
     def rate(n_seq: int) -> float:
@@ -161,8 +175,12 @@ def batch_ceiling(model: str, threads: int, steps: int = 48, rounds: int = 5) ->
         fours.append(rate(4))
         ratios.append(fours[-1] / ones[-1])
     ctx.close()
-    return {"one_tok_s": statistics.median(ones), "four_tok_s": statistics.median(fours),
-            "four_over_one": statistics.median(ratios), "ratios": ratios}
+    return {
+        "one_tok_s": statistics.median(ones),
+        "four_tok_s": statistics.median(fours),
+        "four_over_one": statistics.median(ratios),
+        "ratios": ratios,
+    }
 
 
 class Server:
@@ -200,8 +218,19 @@ def main(argv: list[str] | None = None) -> int:
     exe = Path(sys.executable)
     t = str(args.threads)
     cmds: dict[str, list[str]] = {
-        "logprobe serve": [str(exe.with_name("logprobe")), "serve", "--model", model,
-                           "--threads", t, "--ctx", "2048", "--parallel", "4"]}
+        "logprobe serve": [
+            str(exe.with_name("logprobe")),
+            "serve",
+            "--model",
+            model,
+            "--threads",
+            t,
+            "--ctx",
+            "2048",
+            "--parallel",
+            "4",
+        ]
+    }
     notes: list[str] = []
     if not args.skip_llama_server:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -211,15 +240,42 @@ def main(argv: list[str] | None = None) -> int:
         if binary is None:
             notes.append("llama-server could not be built here: not measured.")
         else:
-            cmds["llama-server"] = [str(binary), "-m", model, "-t", t, "-tb", t, "-c", "8192",
-                                    "-np", "4", "--no-repack", "--jinja", "--host", "127.0.0.1"]
+            cmds["llama-server"] = [
+                str(binary),
+                "-m",
+                model,
+                "-t",
+                t,
+                "-tb",
+                t,
+                "-c",
+                "8192",
+                "-np",
+                "4",
+                "--no-repack",
+                "--jinja",
+                "--host",
+                "127.0.0.1",
+            ]
     if not args.skip_peer:
         # loads its model by logprobe's portability rule (no AMX extra buffers)
         cmds["llama_cpp.server"] = [
-            str(exe), "-m", "logprobe.engines.portability", "llama_cpp.server", "--model", model,
-            "--host", "127.0.0.1", "--n_threads", t, "--logits_all", "true",
+            str(exe),
+            "-m",
+            "logprobe.engines.portability",
+            "llama_cpp.server",
+            "--model",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--n_threads",
+            t,
+            "--logits_all",
+            "true",
             # by default it cuts a running stream off when another request arrives
-            "--interrupt_requests", "false"]
+            "--interrupt_requests",
+            "false",
+        ]
     load_before = os.getloadavg()
     ceiling = batch_ceiling(model, args.threads)
     print("llama.cpp batching ceiling:", json.dumps(ceiling), flush=True)
@@ -233,33 +289,47 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[tuple[str, int | None], list[dict[str, float]]] = {}
         for k in range(args.rounds):
             for top in TOPS:
-                order = servers[k % len(servers):] + servers[:k % len(servers)]
+                order = servers[k % len(servers) :] + servers[: k % len(servers)]
                 for srv in order:
                     r = measure_round(srv.url, models[srv.name], args.max_tokens, top, k)
                     rows.setdefault((srv.name, top), []).append(r)
-                    print(f"round {k + 1} {srv.name} {top_name(top)}:", json.dumps(r),
-                          flush=True)
+                    print(f"round {k + 1} {srv.name} {top_name(top)}:", json.dumps(r), flush=True)
     finally:
         for srv in servers:
             srv.stop()
     load_after = os.getloadavg()
-    write_report(Path(args.out), rows, list(cmds), ceiling, args, model, load_before,
-                 load_after, argv, notes)
+    write_report(
+        Path(args.out), rows, list(cmds), ceiling, args, model, load_before, load_after, argv, notes
+    )
     return 0
 
 
-def _paired(rows: dict[tuple[str, int | None], list[dict[str, float]]], a: str, b: str,
-            top: int | None, key: str) -> float | None:
+def _paired(
+    rows: dict[tuple[str, int | None], list[dict[str, float]]],
+    a: str,
+    b: str,
+    top: int | None,
+    key: str,
+) -> float | None:
     if (a, top) not in rows or (b, top) not in rows:
         return None
-    return statistics.median(x[key] / y[key] for x, y in zip(rows[(a, top)], rows[(b, top)],
-                                                              strict=True))
+    return statistics.median(
+        x[key] / y[key] for x, y in zip(rows[(a, top)], rows[(b, top)], strict=True)
+    )
 
 
-def write_report(out: Path, rows: dict[tuple[str, int | None], list[dict[str, float]]],
-                 names: list[str], ceiling: dict[str, Any], args: argparse.Namespace,
-                 model: str, load_before: tuple[float, ...], load_after: tuple[float, ...],
-                 argv: list[str] | None, notes: list[str]) -> None:
+def write_report(
+    out: Path,
+    rows: dict[tuple[str, int | None], list[dict[str, float]]],
+    names: list[str],
+    ceiling: dict[str, Any],
+    args: argparse.Namespace,
+    model: str,
+    load_before: tuple[float, ...],
+    load_after: tuple[float, ...],
+    argv: list[str] | None,
+    notes: list[str],
+) -> None:
     cmd = " ".join(["python bench/bench_server.py", *(argv if argv is not None else sys.argv[1:])])
     med = {key: {m: statistics.median(r[m] for r in v) for m in v[0]} for key, v in rows.items()}
     lines = [
@@ -287,9 +357,11 @@ def write_report(out: Path, rows: dict[tuple[str, int | None], list[dict[str, fl
                 continue
             m = med[(name, top)]
             gain = statistics.median(r["conc4"] / r["single"] for r in rows[(name, top)])
-            lines.append(f"| {top_name(top)} | {name} | {m['single']:.1f} | "
-                         f"{m['ttft_ms']:.0f} ms | {m['conc4']:.1f} | {gain:.2f}x | "
-                         f"{int(sum(r['broken'] for r in rows[(name, top)]))} |")
+            lines.append(
+                f"| {top_name(top)} | {name} | {m['single']:.1f} | "
+                f"{m['ttft_ms']:.0f} ms | {m['conc4']:.1f} | {gain:.2f}x | "
+                f"{int(sum(r['broken'] for r in rows[(name, top)]))} |"
+            )
     lines += ["", "Paired ratios (median over rounds of the per-round ratio):", ""]
     for peer in ("llama-server", "llama_cpp.server"):
         for top in TOPS:
@@ -297,12 +369,15 @@ def write_report(out: Path, rows: dict[tuple[str, int | None], list[dict[str, fl
                 r = _paired(rows, "logprobe serve", peer, top, key)
                 if r is not None:
                     lines.append(f"- logprobe / {peer}, {top_name(top)}, {what}: **{r:.2f}x**")
-    lines += ["", f"Ceiling set by llama.cpp on this machine, measured in the same run: a plain "
-              f"greedy decode loop (no server, no logprobs, llama.cpp's default kernels) makes "
-              f"{ceiling['one_tok_s']:.1f} tok/s with 1 sequence and "
-              f"{ceiling['four_tok_s']:.1f} tok/s with 4 sequences per `llama_decode`: "
-              f"**{ceiling['four_over_one']:.2f}x** (rounds: "
-              f"{', '.join(f'{x:.2f}' for x in ceiling['ratios'])})."]
+    lines += [
+        "",
+        f"Ceiling set by llama.cpp on this machine, measured in the same run: a plain "
+        f"greedy decode loop (no server, no logprobs, llama.cpp's default kernels) makes "
+        f"{ceiling['one_tok_s']:.1f} tok/s with 1 sequence and "
+        f"{ceiling['four_tok_s']:.1f} tok/s with 4 sequences per `llama_decode`: "
+        f"**{ceiling['four_over_one']:.2f}x** (rounds: "
+        f"{', '.join(f'{x:.2f}' for x in ceiling['ratios'])}).",
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {out}")

@@ -20,12 +20,20 @@ from logprobe.types import Alternative, Choice, Completion, TokenLogprob
 
 def response(n: int, top: int = 5, seed: int = 0) -> Completion:
     toks = tuple(
-        TokenLogprob(token=f" w{i}", bytes=f" w{i}".encode(), logprob=-((i * 7919 + seed) % 1000) / 250,
-                     id=i % 32000, top_logprobs=tuple(
-                         Alternative(f" a{k}", f" a{k}".encode(), -1.0 - k) for k in range(top)))
-        for i in range(n))
-    return Completion(choices=(Choice(text="".join(t.token for t in toks), tokens=toks),),
-                      model="bench")
+        TokenLogprob(
+            token=f" w{i}",
+            bytes=f" w{i}".encode(),
+            logprob=-((i * 7919 + seed) % 1000) / 250,
+            id=i % 32000,
+            top_logprobs=tuple(
+                Alternative(f" a{k}", f" a{k}".encode(), -1.0 - k) for k in range(top)
+            ),
+        )
+        for i in range(n)
+    )
+    return Completion(
+        choices=(Choice(text="".join(t.token for t in toks), tokens=toks),), model="bench"
+    )
 
 
 def main() -> None:

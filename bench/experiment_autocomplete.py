@@ -55,8 +55,9 @@ def passages(n: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def run(eng: Any, rows: Sequence[tuple[str, str, str]], top_k: int, cache: Path
-        ) -> list[dict[str, Any]]:
+def run(
+    eng: Any, rows: Sequence[tuple[str, str, str]], top_k: int, cache: Path
+) -> list[dict[str, Any]]:
     done = cached_jsonl(cache)
     todo = [r for r in rows if r[0] not in done]
 
@@ -71,9 +72,15 @@ def run(eng: Any, rows: Sequence[tuple[str, str, str]], top_k: int, cache: Path
         else:
             return None
         first = eng.token_bytes(eng.tokenize(" " + target)[0]).decode("utf-8", "replace")
-        return {"key": key, "target": target, "top_token": r.top_token,
-                "target_first_token": first, "greedy_word": r.greedy_word,
-                "candidates": [c.text for c in r.ranked], "rank": r.rank_of(target)}
+        return {
+            "key": key,
+            "target": target,
+            "top_token": r.top_token,
+            "target_first_token": first,
+            "greedy_word": r.greedy_word,
+            "candidates": [c.text for c in r.ranked],
+            "rank": r.rank_of(target),
+        }
 
     # one passage at a time: its 8 expansions and scoring already run concurrently, and more
     # in flight exhausted the engine's 16 sequence slots (KeyError in Slots.take, reported)
@@ -102,8 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ranked_accuracy": rank == 1,
         "ranked_mrr": np.where(rank > 0, 1.0 / np.maximum(rank, 1), 0.0),
         "recall_at_k": rank > 0,
-        "token_top1_accuracy": np.array([(r["top_token"] or "").strip() == r["target"]
-                                         for r in recs]),
+        "token_top1_accuracy": np.array(
+            [(r["top_token"] or "").strip() == r["target"] for r in recs]
+        ),
         "first_token_match": np.array([r["top_token"] == r["target_first_token"] for r in recs]),
         "greedy_word_accuracy": np.array([r["greedy_word"] == r["target"] for r in recs]),
     }
@@ -111,9 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     diff = cols["ranked_accuracy"].astype(float) - cols["token_top1_accuracy"].astype(float)
     stats["ranked_minus_token_top1"] = weighted_mean(diff)
     ones = np.ones(len(recs))
-    result = {"n": len(recs), "asked": args.n, "top_k": args.top_k, "seed": SEED,
-              **{k: f(ones) for k, f in stats.items()}, "ci95": cis(stats, len(recs)),
-              "mean_candidates": float(np.mean([len(r["candidates"]) for r in recs]))}
+    result = {
+        "n": len(recs),
+        "asked": args.n,
+        "top_k": args.top_k,
+        "seed": SEED,
+        **{k: f(ones) for k, f in stats.items()},
+        "ci95": cis(stats, len(recs)),
+        "mean_candidates": float(np.mean([len(r["candidates"]) for r in recs])),
+    }
     write_json(args.out / "autocomplete.json", result)
     print(markdown(result))
     return 0
@@ -121,16 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def markdown(r: dict[str, Any]) -> str:
     ci = r["ci95"]
-    rows = [("token-level top-1 (stripped token == word)", "token_top1_accuracy"),
-            ("first-token match (top token == word's first token)", "first_token_match"),
-            ("greedy whole word (harness acc criterion)", "greedy_word_accuracy"),
-            (f"ranked whole words from top-{r['top_k']}: accuracy", "ranked_accuracy"),
-            ("ranked whole words: MRR", "ranked_mrr"),
-            (f"target among the candidates (recall@{r['top_k']} tokens)", "recall_at_k"),
-            ("ranked accuracy minus token top-1 (paired)", "ranked_minus_token_top1")]
-    lines = [f"LAMBADA (OpenAI test file), {r['n']} passages drawn with seed {r['seed']}; "
-             f"{r['mean_candidates']:.1f} distinct whole words per passage on average.", "",
-             "| measure | value [95% CI] |", "|---|---|"]
+    rows = [
+        ("token-level top-1 (stripped token == word)", "token_top1_accuracy"),
+        ("first-token match (top token == word's first token)", "first_token_match"),
+        ("greedy whole word (harness acc criterion)", "greedy_word_accuracy"),
+        (f"ranked whole words from top-{r['top_k']}: accuracy", "ranked_accuracy"),
+        ("ranked whole words: MRR", "ranked_mrr"),
+        (f"target among the candidates (recall@{r['top_k']} tokens)", "recall_at_k"),
+        ("ranked accuracy minus token top-1 (paired)", "ranked_minus_token_top1"),
+    ]
+    lines = [
+        f"LAMBADA (OpenAI test file), {r['n']} passages drawn with seed {r['seed']}; "
+        f"{r['mean_candidates']:.1f} distinct whole words per passage on average.",
+        "",
+        "| measure | value [95% CI] |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {fmt(r[key], ci[key])} |" for name, key in rows]
     lines.append("| gpt2 124M, lm-eval-harness acc (issue #2159; all 5,153) | 0.326 |")
     return "\n".join(lines)

@@ -66,8 +66,10 @@ def _tsv(path: Path) -> list[dict[str, str]]:
 
 
 def load_sst2() -> list[tuple[str, str]]:
-    return [(r["text"].strip(), ["negative", "positive"][int(r["label"])])
-            for r in _tsv(DATA / "sst2" / "dev.tsv")]
+    return [
+        (r["text"].strip(), ["negative", "positive"][int(r["label"])])
+        for r in _tsv(DATA / "sst2" / "dev.tsv")
+    ]
 
 
 def load_sms() -> list[tuple[str, str]]:
@@ -78,20 +80,34 @@ def load_sms() -> list[tuple[str, str]]:
 def load_ag_news() -> list[tuple[str, str]]:
     names = {"1": "World", "2": "Sports", "3": "Business", "4": "Technology"}
     with (DATA / "ag_news" / "test.csv").open(encoding="utf-8", newline="") as f:
-        return [(f"{r['title']}. {r['description']}".replace("\\", " "), names[r["label"]])
-                for r in csv.DictReader(f)]
+        return [
+            (f"{r['title']}. {r['description']}".replace("\\", " "), names[r["label"]])
+            for r in csv.DictReader(f)
+        ]
 
 
 TASKS = {
-    "sst2": Task("sst2", "SST-2 dev", "Review: {x}\nSentiment (positive or negative):",
-                 {"positive": " positive", "negative": " negative"}, load_sst2),
-    "ag_news": Task("ag_news", "AG News test",
-                    "Article: {x}\nTopic (World, Sports, Business or Technology):",
-                    {k: f" {k}" for k in ("World", "Sports", "Business", "Technology")},
-                    load_ag_news),
-    "sms_spam": Task("sms_spam", "SMS Spam Collection",
-                     "Message: {x}\nIs this a spam message or a normal message?\nAnswer: a",
-                     {"spam": " spam", "ham": " normal"}, load_sms),
+    "sst2": Task(
+        "sst2",
+        "SST-2 dev",
+        "Review: {x}\nSentiment (positive or negative):",
+        {"positive": " positive", "negative": " negative"},
+        load_sst2,
+    ),
+    "ag_news": Task(
+        "ag_news",
+        "AG News test",
+        "Article: {x}\nTopic (World, Sports, Business or Technology):",
+        {k: f" {k}" for k in ("World", "Sports", "Business", "Technology")},
+        load_ag_news,
+    ),
+    "sms_spam": Task(
+        "sms_spam",
+        "SMS Spam Collection",
+        "Message: {x}\nIs this a spam message or a normal message?\nAnswer: a",
+        {"spam": " spam", "ham": " normal"},
+        load_sms,
+    ),
 }
 
 
@@ -107,12 +123,18 @@ def classify(engine: Any, task: Task, text: str, gold: str) -> dict[str, Any]:
     scored = engine.score_continuations(task.template.format(x=text), list(task.labels.values()))
     probs = dict(zip(task.labels, softmax([s.logprob for s in scored]), strict=True))
     label = max(probs, key=probs.__getitem__)
-    return {"label": label, "probs": probs, "confidence": probs[label], "gold": gold,
-            "correct": label == gold}
+    return {
+        "label": label,
+        "probs": probs,
+        "confidence": probs[label],
+        "gold": gold,
+        "correct": label == gold,
+    }
 
 
-def predict(task: Task, limit: int | None, seed: int, out: Path, threads: int,
-            workers: int) -> tuple[Path, float]:
+def predict(
+    task: Task, limit: int | None, seed: int, out: Path, threads: int, workers: int
+) -> tuple[Path, float]:
     """Classify (a seeded subset of) the task's data into ``out``; returns path and seconds."""
     from logprobe.engines.llamacpp import LlamaEngine
 
@@ -129,8 +151,12 @@ def predict(task: Task, limit: int | None, seed: int, out: Path, threads: int,
                 rows.append(row)
                 bar.advance(job)
                 if not bar.console.is_terminal and len(rows) % 100 == 0:
-                    print(f"{task.name}: {len(rows)}/{len(items)} "
-                          f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+                    print(
+                        f"{task.name}: {len(rows)}/{len(items)} "
+                        f"({time.perf_counter() - start:.0f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         engine.close()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,11 +172,12 @@ def evaluate(path: Path, task: Task, img: Path | None, seed: int, n_boot: int) -
     target = parse_target(TARGET)
     result: dict[str, Any] = {"dataset": task.title, "n": preds.n, "methods": {}}
     for method in METHODS:
-        opts = ReportOptions(method=method, fit_split=0.5, seed=seed, n_boot=n_boot,
-                             target=target)
+        opts = ReportOptions(method=method, fit_split=0.5, seed=seed, n_boot=n_boot, target=target)
         report, _ = calibration_report(preds, opts)
-        result["methods"][method] = {"recalibration": report["recalibration"],
-                                     "threshold": report["threshold"]}
+        result["methods"][method] = {
+            "recalibration": report["recalibration"],
+            "threshold": report["threshold"],
+        }
         result["metrics"] = report["metrics"]
     raw_opts = ReportOptions(fit_split=0.5, seed=seed, n_boot=n_boot, target=target)
     raw, _ = calibration_report(preds, raw_opts)
@@ -159,10 +186,14 @@ def evaluate(path: Path, task: Task, img: Path | None, seed: int, n_boot: int) -
         fit_idx, eval_idx = split_indices(preds.n, 0.5, seed)
         fit, held = preds.subset(fit_idx), preds.subset(eval_idx)
         calibrated = {m: calibrated_outputs(fit_on(fit, m, None), held)[0] for m in METHODS}
-        png = save_calibration_plot(img / f"calibration_{task.name}.png", held.confidence,
-                                    held.correct, calibrated=calibrated, n_bins=10,
-                                    title=f"{task.title}: SmolLM2-135M-Instruct, "
-                                          f"{held.n} held-out predictions")
+        png = save_calibration_plot(
+            img / f"calibration_{task.name}.png",
+            held.confidence,
+            held.correct,
+            calibrated=calibrated,
+            n_bins=10,
+            title=f"{task.title}: SmolLM2-135M-Instruct, {held.n} held-out predictions",
+        )
         result["plot"] = str(png)
     return result
 
@@ -184,13 +215,17 @@ def _f(v: float | None) -> str:
 
 
 def _metrics_table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| dataset | n | accuracy | mean confidence | ECE | Brier | ROC-AUC | AURC | PRR |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | n | accuracy | mean confidence | ECE | Brier | ROC-AUC | AURC | PRR |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         m = r["metrics"]
-        lines.append(f"| {r['dataset']} | {r['n']} | {_ci(m, 'accuracy')} | "
-                     f"{_v(m, 'mean_confidence')} | {_ci(m, 'ece')} | {_ci(m, 'brier')} | "
-                     f"{_ci(m, 'roc_auc')} | {_v(m, 'aurc')} | {_v(m, 'prr')} |")
+        lines.append(
+            f"| {r['dataset']} | {r['n']} | {_ci(m, 'accuracy')} | "
+            f"{_v(m, 'mean_confidence')} | {_ci(m, 'ece')} | {_ci(m, 'brier')} | "
+            f"{_ci(m, 'roc_auc')} | {_v(m, 'aurc')} | {_v(m, 'prr')} |"
+        )
     return lines
 
 
@@ -201,9 +236,11 @@ def _params(rec: dict[str, Any]) -> str:
 
 
 def _recalibration_table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| dataset | method | fitted map | ECE before | ECE after | Brier before → after "
-             "| ECE equal-mass before → after | NLL (multi-class) before → after |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | method | fitted map | ECE before | ECE after | Brier before → after "
+        "| ECE equal-mass before → after | NLL (multi-class) before → after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         for method, d in r["methods"].items():
             rec = d["recalibration"]
@@ -215,14 +252,17 @@ def _recalibration_table(results: list[dict[str, Any]]) -> list[str]:
                 f"| {r['dataset']} | {method} | {_params(rec)} | {_ci(b, 'ece')} | "
                 f"{_ci(a, 'ece')} | {_v(b, 'brier')} → {_v(a, 'brier')} | "
                 f"{_v(b, 'ece_equal_mass')} → {_v(a, 'ece_equal_mass')} | "
-                f"{_v(b, 'nll_multiclass')} → {_v(a, 'nll_multiclass')} |")
+                f"{_v(b, 'nll_multiclass')} → {_v(a, 'nll_multiclass')} |"
+            )
     return lines
 
 
 def _threshold_table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| dataset | confidence | threshold | review rate (fit half) | errors caught "
-             "(held-out) | review rate (held-out) | precision of accepted (held-out) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | confidence | threshold | review rate (fit half) | errors caught "
+        "(held-out) | review rate (held-out) | precision of accepted (held-out) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         rows = [("raw", r["raw_threshold"])]
         rows += [(m, d["threshold"]) for m, d in r["methods"].items()]
@@ -231,17 +271,27 @@ def _threshold_table(results: list[dict[str, Any]]) -> list[str]:
                 lines.append(f"| {r['dataset']} | {scale} | error: {t['error']} |||||")
                 continue
             h = t["held_out"]
-            lines.append(f"| {r['dataset']} | {scale} | {t['threshold']:.3f} | "
-                         f"{_f(t['review_rate'])} | {_f(h['errors_caught'])} | "
-                         f"{_f(h['review_rate'])} | {_f(h['precision'])} |")
+            lines.append(
+                f"| {r['dataset']} | {scale} | {t['threshold']:.3f} | "
+                f"{_f(t['review_rate'])} | {_f(h['errors_caught'])} | "
+                f"{_f(h['review_rate'])} | {_f(h['precision'])} |"
+            )
     return lines
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
     """The tables of docs/experiments/calibration.md."""
-    return "\n".join([*_metrics_table(results), "", *_recalibration_table(results), "",
-                      f"Threshold for `{TARGET}`, picked on the fit half, checked on the "
-                      "held-out half:", "", *_threshold_table(results)])
+    return "\n".join(
+        [
+            *_metrics_table(results),
+            "",
+            *_recalibration_table(results),
+            "",
+            f"Threshold for `{TARGET}`, picked on the fit half, checked on the held-out half:",
+            "",
+            *_threshold_table(results),
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,8 +302,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit-ag", type=int, default=600)
     ap.add_argument("--limit-sms", type=int, default=800)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="llama.cpp threads per engine (1 is fastest on a busy 2-core machine)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="llama.cpp threads per engine (1 is fastest on a busy 2-core machine)",
+    )
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--fresh", action="store_true", help="classify again even if predictions exist")

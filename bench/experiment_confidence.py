@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import random
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +57,10 @@ class Task:
             return [{"role": "user", "content": f"{self.prefix}: {text}\n\n{self.question}"}]
         msgs = [{"role": "system", "content": self.system}]
         for example, answer in self.shots:
-            msgs += [{"role": "user", "content": f"{self.prefix}: {example}"},
-                     {"role": "assistant", "content": answer}]
+            msgs += [
+                {"role": "user", "content": f"{self.prefix}: {example}"},
+                {"role": "assistant", "content": answer},
+            ]
         return msgs + [{"role": "user", "content": f"{self.prefix}: {text}"}]
 
 
@@ -67,8 +68,10 @@ SST2 = Task(
     "sst2",
     "Classify the sentiment of movie reviews. Reply with one word: positive or negative.",
     "Review",
-    (("a gorgeous , witty , seductive movie .", "positive"),
-     ("the plot is nothing but boilerplate cliches .", "negative")),
+    (
+        ("a gorgeous , witty , seductive movie .", "positive"),
+        ("the plot is nothing but boilerplate cliches .", "negative"),
+    ),
     {"positive": 1, "negative": 0},
     "Is the sentiment of this review positive or negative? Answer with one word.",
 )
@@ -76,12 +79,25 @@ AGNEWS = Task(
     "agnews",
     "Classify news articles by topic. Reply with one word: World, Sports, Business or Technology.",
     "Article",
-    (("Rebels and government sign ceasefire in the capital", "World"),
-     ("Yankees beat Red Sox 5-3 in extra innings", "Sports"),
-     ("Oil prices climb as company profits beat forecasts", "Business"),
-     ("New chip doubles the battery life of laptops", "Technology")),
-    {"world": 1, "politics": 1, "political": 1, "sports": 2, "sport": 2, "business": 3,
-     "economy": 3, "finance": 3, "technology": 4, "tech": 4, "science": 4},
+    (
+        ("Rebels and government sign ceasefire in the capital", "World"),
+        ("Yankees beat Red Sox 5-3 in extra innings", "Sports"),
+        ("Oil prices climb as company profits beat forecasts", "Business"),
+        ("New chip doubles the battery life of laptops", "Technology"),
+    ),
+    {
+        "world": 1,
+        "politics": 1,
+        "political": 1,
+        "sports": 2,
+        "sport": 2,
+        "business": 3,
+        "economy": 3,
+        "finance": 3,
+        "technology": 4,
+        "tech": 4,
+        "science": 4,
+    },
     "Is this article about World, Sports, Business or Technology? Answer with one word.",
 )
 TASKS = {"sst2": SST2, "agnews": AGNEWS}
@@ -91,18 +107,24 @@ def load_items(task: Task, n: int, seed: int) -> list[tuple[str, int]]:
     """``n`` random (text, label) pairs of the task's evaluation split."""
     if task.name == "sst2":
         with (DATA / "sst2" / "dev.tsv").open(encoding="utf-8") as fh:
-            rows = [(r["text"].strip(), int(r["label"])) for r in csv.DictReader(fh, delimiter="\t")]
+            rows = [
+                (r["text"].strip(), int(r["label"])) for r in csv.DictReader(fh, delimiter="\t")
+            ]
     else:
         with (DATA / "ag_news" / "test.csv").open(encoding="utf-8") as fh:
-            rows = [(f"{r['title']}. {r['description']}".replace("\\", " "), int(r["label"]))
-                    for r in csv.DictReader(fh)]
+            rows = [
+                (f"{r['title']}. {r['description']}".replace("\\", " "), int(r["label"]))
+                for r in csv.DictReader(fh)
+            ]
     return random.Random(seed).sample(rows, min(n, len(rows)))
 
 
 def parse_answer(task: Task, text: str) -> tuple[int | None, re.Match[str] | None]:
     """The label named in the answer: the first keyword found; None if none or if two labels."""
     hits = list(re.finditer(r"[A-Za-z]+", text))
-    found = [(m, task.keywords[m.group().lower()]) for m in hits if m.group().lower() in task.keywords]
+    found = [
+        (m, task.keywords[m.group().lower()]) for m in hits if m.group().lower() in task.keywords
+    ]
     if not found or len({lab for _, lab in found}) > 1:
         return None, None
     return found[0][1], found[0][0]
@@ -161,17 +183,24 @@ def measure(task: Task, label: int, c: Completion) -> Item:
     word_prob, word_margin = answer_word(a, match)
     first = next((x for x in a.stats if x.prob is not None), None)
     signals = {k: getattr(s, k) for k in SIGNALS if hasattr(s, k)}
-    signals.update(first_token_prob=None if first is None else first.prob,
-                   answer_word_prob=word_prob, answer_word_margin=word_margin,
-                   n_tokens=float(s.n_tokens))
-    decisions: dict[str, str] = {p: gate(c, p).decision for p in ("default", "strict", "lenient", "quantile")}
+    signals.update(
+        first_token_prob=None if first is None else first.prob,
+        answer_word_prob=word_prob,
+        answer_word_margin=word_margin,
+        n_tokens=float(s.n_tokens),
+    )
+    decisions: dict[str, str] = {
+        p: gate(c, p).decision for p in ("default", "strict", "lenient", "quantile")
+    }
     return Item(label, c, predicted, signals, decisions)
 
 
 def run_task(engine: object, task: Task, args: argparse.Namespace, console: Console) -> list[Item]:
     from logprobe.engines import GenerationParams
 
-    params = GenerationParams.make(max_tokens=args.max_tokens, temperature=0, top_logprobs=args.top_logprobs)
+    params = GenerationParams.make(
+        max_tokens=args.max_tokens, temperature=0, top_logprobs=args.top_logprobs
+    )
     items = load_items(task, args.n, args.seed)
 
     def one(pair: tuple[str, int]) -> Item:
@@ -179,7 +208,10 @@ def run_task(engine: object, task: Task, args: argparse.Namespace, console: Cons
         return measure(task, label, engine.chat(task.messages(text, args.prompt), params))  # type: ignore[attr-defined]
 
     out: list[Item] = []
-    with Progress(console=console, transient=True) as progress, ThreadPoolExecutor(args.threads) as pool:
+    with (
+        Progress(console=console, transient=True) as progress,
+        ThreadPoolExecutor(args.threads) as pool,
+    ):
         bar = progress.add_task(task.name, total=len(items))
         for item in pool.map(one, items):
             out.append(item)
@@ -187,7 +219,9 @@ def run_task(engine: object, task: Task, args: argparse.Namespace, console: Cons
     return out
 
 
-def auc_with_ci(y: np.ndarray, score: np.ndarray, rng: np.random.Generator, n_boot: int) -> tuple[float, float, float] | None:
+def auc_with_ci(
+    y: np.ndarray, score: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> tuple[float, float, float] | None:
     """ROC-AUC of ``score`` for ``y`` (1 = correct) and a bootstrap 95% interval."""
     if y.min() == y.max():
         return None
@@ -204,8 +238,12 @@ def auc_with_ci(y: np.ndarray, score: np.ndarray, rng: np.random.Generator, n_bo
 def signal_array(items: Sequence[Item], name: str) -> np.ndarray:
     """Signal oriented so higher = more confident; undefined values rank as least confident."""
     sign = SIGNALS[name][1]
-    vals = np.array([np.nan if i.signals.get(name) is None else sign * float(i.signals[name])  # type: ignore[arg-type]
-                     for i in items])
+    vals = np.array(
+        [
+            np.nan if i.signals.get(name) is None else sign * float(i.signals[name])  # type: ignore[arg-type]
+            for i in items
+        ]
+    )
     finite = np.isfinite(vals)
     vals[~finite] = vals[finite].min() - 1.0 if finite.any() else 0.0
     return vals
@@ -221,15 +259,21 @@ def auc_table(items: Sequence[Item], seed: int, n_boot: int) -> list[str]:
     """ROC-AUC (and CI) per signal over all answers and over answers that name one label."""
     rng = np.random.default_rng(seed)
     parsed = [i for i in items if i.predicted is not None]
-    rows = [f"| signal | meaning | ROC-AUC all | 95% CI | ROC-AUC parsed (n={len(parsed)}) | 95% CI |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        f"| signal | meaning | ROC-AUC all | 95% CI | ROC-AUC parsed (n={len(parsed)}) | 95% CI |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, (desc, _) in SIGNALS.items():
-        rows.append(f"| `{name}` | {desc} | {_auc_cells(items, name, rng, n_boot)} "
-                    f"| {_auc_cells(parsed, name, rng, n_boot)} |")
+        rows.append(
+            f"| `{name}` | {desc} | {_auc_cells(items, name, rng, n_boot)} "
+            f"| {_auc_cells(parsed, name, rng, n_boot)} |"
+        )
     return rows
 
 
-def tradeoff_table(items: Sequence[Item], names: Sequence[str], shares: Sequence[float]) -> list[str]:
+def tradeoff_table(
+    items: Sequence[Item], names: Sequence[str], shares: Sequence[float]
+) -> list[str]:
     """Flag the least confident ``share`` of answers by each signal: errors caught, error left."""
     y = np.array([i.correct for i in items], dtype=bool)
     n_err = int((~y).sum())
@@ -244,28 +288,42 @@ def tradeoff_table(items: Sequence[Item], names: Sequence[str], shares: Sequence
             caught = int((~y & flagged).sum())
             rest = ~flagged
             rest_err = float((~y[rest]).mean()) if rest.any() else float("nan")
-            rows.append(f"| `{name}` | {k / len(items):.0%} | {caught}/{n_err} ({caught / max(n_err, 1):.0%}) "
-                        f"| {rest_err:.1%} |")
+            rows.append(
+                f"| `{name}` | {k / len(items):.0%} | {caught}/{n_err} ({caught / max(n_err, 1):.0%}) "  # noqa: E501
+                f"| {rest_err:.1%} |"
+            )
     return rows
 
 
 def mean_rule_table(items: Sequence[Item], thresholds: Sequence[float]) -> list[str]:
     y = np.array([i.correct for i in items], dtype=bool)
-    mean = np.array([i.signals["mean_logprob"] if i.signals["mean_logprob"] is not None else -np.inf
-                     for i in items])
-    rows = ["| mean logprob below | flagged | errors caught | error rate of the rest |", "|---|---|---|---|"]
+    mean = np.array(
+        [
+            i.signals["mean_logprob"] if i.signals["mean_logprob"] is not None else -np.inf
+            for i in items
+        ]
+    )
+    rows = [
+        "| mean logprob below | flagged | errors caught | error rate of the rest |",
+        "|---|---|---|---|",
+    ]
     n_err = int((~y).sum())
     for t in thresholds:
         flagged = mean < t
         caught = int((~y & flagged).sum())
         rest = ~flagged
         rest_err = f"{float((~y[rest]).mean()):.1%}" if rest.any() else "n/a"
-        rows.append(f"| {t:g} | {flagged.mean():.0%} | {caught}/{n_err} ({caught / max(n_err, 1):.0%}) | {rest_err} |")
+        rows.append(
+            f"| {t:g} | {flagged.mean():.0%} | {caught}/{n_err} ({caught / max(n_err, 1):.0%}) | {rest_err} |"  # noqa: E501
+        )
     return rows
 
 
 def policy_table(items: Sequence[Item]) -> list[str]:
-    rows = ["| policy | publish (error rate) | review (error rate) | reject (error rate) |", "|---|---|---|---|"]
+    rows = [
+        "| policy | publish (error rate) | review (error rate) | reject (error rate) |",
+        "|---|---|---|---|",
+    ]
     for pol in ("default", "strict", "lenient", "quantile"):
         cells = []
         for kind in ("publish", "review", "reject"):
@@ -276,7 +334,9 @@ def policy_table(items: Sequence[Item]) -> list[str]:
     return rows
 
 
-def section(task: Task, items: Sequence[Item], args: argparse.Namespace, seconds: float) -> list[str]:
+def section(
+    task: Task, items: Sequence[Item], args: argparse.Namespace, seconds: float
+) -> list[str]:
     n = len(items)
     parsed = sum(i.predicted is not None for i in items)
     correct = sum(i.correct for i in items)
@@ -284,23 +344,34 @@ def section(task: Task, items: Sequence[Item], args: argparse.Namespace, seconds
     examples = ", ".join(json.dumps(i.completion.text) for i in items[:5])
     best = ["mean_logprob", "prob_q10", "min_prob", "first_token_prob", "answer_word_prob"]
     return [
-        f"### {task.name}, {args.prompt} (n = {n})", "",
+        f"### {task.name}, {args.prompt} (n = {n})",
+        "",
         f"- accuracy {correct / n:.1%} ({correct}/{n}); answers naming exactly one label: "
         f"{parsed / n:.1%}; errors: {n - correct} (of which unparseable: {n - parsed})",
         f"- answer length: median {np.median(lengths):.0f} tokens, max {max(lengths):.0f}; "
         f"first answers: {examples}",
-        f"- wall time {seconds:.0f} s" if seconds else "- recomputed from saved completions", "",
+        f"- wall time {seconds:.0f} s" if seconds else "- recomputed from saved completions",
+        "",
         "ROC-AUC for telling right answers from wrong ones, oriented so that above 0.5 means the "
-        "signal's confident side is more often right (0.5 = no information; below 0.5 = informative "
-        f"the other way round; CI: {args.boot} bootstrap resamples). \"parsed\": only answers "
-        "that name exactly one label (is the model's confidence in its label informative?):", "",
-        *auc_table(items, args.seed, args.boot), "",
-        "Review gate by share flagged (least confident first):", "",
-        *tradeoff_table(items, best, (0.1, 0.2, 0.3, 0.5)), "",
-        "Fixed mean-logprob thresholds (the -0.5 / -1.5 rule of thumb):", "",
-        *mean_rule_table(items, (-0.1, -0.25, -0.5, -1.0, -1.5)), "",
-        "Built-in policies (count and error rate per decision):", "",
-        *policy_table(items), "",
+        "signal's confident side is more often right (0.5 = no information; below 0.5 = "
+        "informative "
+        f'the other way round; CI: {args.boot} bootstrap resamples). "parsed": only answers '
+        "that name exactly one label (is the model's confidence in its label informative?):",
+        "",
+        *auc_table(items, args.seed, args.boot),
+        "",
+        "Review gate by share flagged (least confident first):",
+        "",
+        *tradeoff_table(items, best, (0.1, 0.2, 0.3, 0.5)),
+        "",
+        "Fixed mean-logprob thresholds (the -0.5 / -1.5 rule of thumb):",
+        "",
+        *mean_rule_table(items, (-0.1, -0.25, -0.5, -1.0, -1.5)),
+        "",
+        "Built-in policies (count and error rate per decision):",
+        "",
+        *policy_table(items),
+        "",
     ]
 
 
@@ -311,7 +382,7 @@ def write_doc(name: str, lines: Sequence[str]) -> None:
     block = "\n".join([start, *lines, end])
     old = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Confidence signals\n"
     if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end):]
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
     DOC.write_text(new, encoding="utf-8")
@@ -322,18 +393,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dataset", choices=["sst2", "agnews", "all"], default="all")
     ap.add_argument("--n", type=int, default=300, help="examples per dataset")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--prompt", choices=["fewshot", "zeroshot"], default="fewshot",
-                    help="fewshot: example turns, one-word answers; zeroshot: free-text answers")
-    ap.add_argument("--max-tokens", type=int, default=None, help="default 5 (fewshot), 12 (zeroshot)")
+    ap.add_argument(
+        "--prompt",
+        choices=["fewshot", "zeroshot"],
+        default="fewshot",
+        help="fewshot: example turns, one-word answers; zeroshot: free-text answers",
+    )
+    ap.add_argument(
+        "--max-tokens", type=int, default=None, help="default 5 (fewshot), 12 (zeroshot)"
+    )
     ap.add_argument("--top-logprobs", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=8, help="concurrent requests (batched by the engine)")
-    ap.add_argument("--engine-threads", type=int, default=1,
-                    help="llama.cpp threads; 1 is several times faster when other jobs share the cores")
-    ap.add_argument("--boot", type=int, default=500, help="bootstrap resamples for the AUC interval")
-    ap.add_argument("--raw", type=Path, default=None, help="also write every completion as JSONL here")
-    ap.add_argument("--from-raw", type=Path, default=None,
-                    help="recompute the tables from a --raw file instead of running the model")
-    ap.add_argument("--no-doc", action="store_true", help="print the tables instead of writing the doc")
+    ap.add_argument(
+        "--threads", type=int, default=8, help="concurrent requests (batched by the engine)"
+    )
+    ap.add_argument(
+        "--engine-threads",
+        type=int,
+        default=1,
+        help="llama.cpp threads; 1 is several times faster when other jobs share the cores",
+    )
+    ap.add_argument(
+        "--boot", type=int, default=500, help="bootstrap resamples for the AUC interval"
+    )
+    ap.add_argument(
+        "--raw", type=Path, default=None, help="also write every completion as JSONL here"
+    )
+    ap.add_argument(
+        "--from-raw",
+        type=Path,
+        default=None,
+        help="recompute the tables from a --raw file instead of running the model",
+    )
+    ap.add_argument(
+        "--no-doc", action="store_true", help="print the tables instead of writing the doc"
+    )
     args = ap.parse_args(argv)
     if args.n < 10:
         ap.error("--n must be at least 10")
@@ -341,7 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.max_tokens = 5 if args.prompt == "fewshot" else 12
 
     console = Console(stderr=True)
-    command = "python bench/experiment_confidence.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python bench/experiment_confidence.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     names = ["sst2", "agnews"] if args.dataset == "all" else [args.dataset]
     if args.from_raw:
         return from_raw(args, names, command, console)
@@ -352,14 +447,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         t0 = time.perf_counter()
         items = run_task(engine, TASKS[name], args, console)
-        header = (f"Command: `{command}` (model {engine.model_name}, {args.prompt} prompt, greedy, "
-                  f"max_tokens={args.max_tokens}, top_logprobs={args.top_logprobs}, "
-                  f"engine threads={args.engine_threads}).")
-        emit(f"{name}-{args.prompt}", [header, "", *section(TASKS[name], items, args,
-                                                             time.perf_counter() - t0)], args, console)
+        header = (
+            f"Command: `{command}` (model {engine.model_name}, {args.prompt} prompt, greedy, "
+            f"max_tokens={args.max_tokens}, top_logprobs={args.top_logprobs}, "
+            f"engine threads={args.engine_threads})."
+        )
+        emit(
+            f"{name}-{args.prompt}",
+            [header, "", *section(TASKS[name], items, args, time.perf_counter() - t0)],
+            args,
+            console,
+        )
         for i in items if raw else ():
-            raw.write(json.dumps({"dataset": name, "label": i.label, "predicted": i.predicted,  # type: ignore[union-attr]
-                                  "command": command, "completion": i.completion.to_dict()}) + "\n")
+            raw.write(
+                json.dumps(
+                    {
+                        "dataset": name,
+                        "label": i.label,
+                        "predicted": i.predicted,  # type: ignore[union-attr]
+                        "command": command,
+                        "completion": i.completion.to_dict(),
+                    }
+                )
+                + "\n"
+            )
     if raw:
         raw.close()
     engine.close()
@@ -376,16 +487,27 @@ def emit(block: str, lines: Sequence[str], args: argparse.Namespace, console: Co
 
 def from_raw(args: argparse.Namespace, names: Sequence[str], command: str, console: Console) -> int:
     """Recompute the tables from completions saved with ``--raw`` (no model needed)."""
-    rows = [json.loads(line) for line in args.from_raw.read_text(encoding="utf-8").splitlines() if line]
+    rows = [
+        json.loads(line) for line in args.from_raw.read_text(encoding="utf-8").splitlines() if line
+    ]
     for name in names:
         mine = [r for r in rows if r["dataset"] == name]
         if not mine:
             continue
-        items = [measure(TASKS[name], r["label"], Completion.from_dict(r["completion"])) for r in mine]
+        items = [
+            measure(TASKS[name], r["label"], Completion.from_dict(r["completion"])) for r in mine
+        ]
         source = mine[0].get("command", "unknown")
-        header = (f"Completions from `{source}` (model {items[0].completion.model}); "
-                  f"tables recomputed with `{command}`.")
-        emit(f"{name}-{args.prompt}", [header, "", *section(TASKS[name], items, args, 0.0)], args, console)
+        header = (
+            f"Completions from `{source}` (model {items[0].completion.model}); "
+            f"tables recomputed with `{command}`."
+        )
+        emit(
+            f"{name}-{args.prompt}",
+            [header, "", *section(TASKS[name], items, args, 0.0)],
+            args,
+            console,
+        )
     return 0
 
 

@@ -59,14 +59,14 @@ def split(name: str, n: int) -> list[tuple[str, str, str]]:
     return [(f"{name}/{i}", text[i], NAMES[gold[i].strip()]) for i in idx]
 
 
-def raw_probs(eng: Any, policy: Policy, rows: Sequence[tuple[str, str, str]], cache: Path
-              ) -> list[dict[str, float]]:
+def raw_probs(
+    eng: Any, policy: Policy, rows: Sequence[tuple[str, str, str]], cache: Path
+) -> list[dict[str, float]]:
     done = cached_jsonl(cache)
     todo = [r for r in rows if r[0] not in done]
 
     def one(row: tuple[str, str, str]) -> dict[str, Any]:
-        return {"key": row[0], "raw": dict(moderate(eng, row[1], policy).raw_probs),
-                "gold": row[2]}
+        return {"key": row[0], "raw": dict(moderate(eng, row[1], policy).raw_probs), "gold": row[2]}
 
     with ThreadPoolExecutor(4) as ex:
         for i, rec in enumerate(ex.map(one, todo)):
@@ -93,8 +93,7 @@ def stratified_random_f1(gold: Sequence[bool]) -> float:
     """Expected-ish macro-F1 of guessing 'offensive' with the base rate (mean of 200 seeds)."""
     rate = float(np.mean(gold))
     rng = np.random.default_rng(SEED)
-    return float(np.mean([macro_f1(list(rng.random(len(gold)) < rate), gold)
-                          for _ in range(200)]))
+    return float(np.mean([macro_f1(list(rng.random(len(gold)) < rate), gold) for _ in range(200)]))
 
 
 def published(rows: Sequence[tuple[str, str, str]]) -> float:
@@ -103,9 +102,15 @@ def published(rows: Sequence[tuple[str, str, str]]) -> float:
     return macro_f1([preds[i].strip() == "1" for i in idx], [r[2] == "offensive" for r in rows])
 
 
-def target_block(policy: Policy, fit_raw: list[dict[str, float]], fit_gold: list[str],
-                 test_raw: list[dict[str, float]], y: list[bool], target: float,
-                 out: Path) -> dict[str, Any]:
+def target_block(
+    policy: Policy,
+    fit_raw: list[dict[str, float]],
+    fit_gold: list[str],
+    test_raw: list[dict[str, float]],
+    y: list[bool],
+    target: float,
+    out: Path,
+) -> dict[str, Any]:
     fit = fit_moderation(policy, fit_raw, fit_gold, precision=target, allow_precision=target)
     save_fit(fit, policy, out / f"moderation_fit_p{int(target * 100)}.json")
     pol = policy.with_thresholds(fit.thresholds)
@@ -115,14 +120,24 @@ def target_block(policy: Policy, fit_raw: list[dict[str, float]], fit_gold: list
     yy = np.array(y)
 
     def prec(mask: np.ndarray, want: np.ndarray) -> Any:
-        return lambda w: None if (w * mask).sum() == 0 else float((w * mask * want).sum()
-                                                                  / (w * mask).sum())
-    stats = {"review_rate": weighted_mean(~flag & ~allow), "flag_rate": weighted_mean(flag),
-             "flag_precision": prec(flag, yy), "allow_precision": prec(allow, ~yy)}
+        return lambda w: (
+            None if (w * mask).sum() == 0 else float((w * mask * want).sum() / (w * mask).sum())
+        )
+
+    stats = {
+        "review_rate": weighted_mean(~flag & ~allow),
+        "flag_rate": weighted_mean(flag),
+        "flag_precision": prec(flag, yy),
+        "allow_precision": prec(allow, ~yy),
+    }
     ones = np.ones(len(y))
-    return {"target": target, "thresholds": {k: vars(t) for k, t in fit.thresholds.items()},
-            "notes": fit.info.get("notes", []),
-            **{k: f(ones) for k, f in stats.items()}, "ci95": cis(stats, len(y))}
+    return {
+        "target": target,
+        "thresholds": {k: vars(t) for k, t in fit.thresholds.items()},
+        "notes": fit.info.get("notes", []),
+        **{k: f(ones) for k, f in stats.items()},
+        "ci95": cis(stats, len(y)),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,26 +158,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     q = [float(base.calibrators["offensive"].apply(v)) for v in p]
     pred_raw = [max(r, key=lambda k: r[k]) == "offensive" for r in test_raw]
     pred_cal = [v >= 0.5 for v in q]
-    t_f1 = best_f1_threshold([float(base.calibrators["offensive"].apply(r["offensive"]))
-                              for r in fit_raw], [g == "offensive" for g in fit_gold])
+    t_f1 = best_f1_threshold(
+        [float(base.calibrators["offensive"].apply(r["offensive"])) for r in fit_raw],
+        [g == "offensive" for g in fit_gold],
+    )
     pred_tuned = [v >= t_f1 for v in q]
-    stats = {"macro_f1_raw": lambda w: macro_f1(pred_raw, y, w),
-             "macro_f1_calibrated": lambda w: macro_f1(pred_cal, y, w),
-             "macro_f1_tuned": lambda w: macro_f1(pred_tuned, y, w),
-             "ece_raw": ece_stat(p, y), "ece_calibrated": ece_stat(q, y)}
+    stats = {
+        "macro_f1_raw": lambda w: macro_f1(pred_raw, y, w),
+        "macro_f1_calibrated": lambda w: macro_f1(pred_cal, y, w),
+        "macro_f1_tuned": lambda w: macro_f1(pred_tuned, y, w),
+        "ece_raw": ece_stat(p, y),
+        "ece_calibrated": ece_stat(q, y),
+    }
     result: dict[str, Any] = {
-        "fit_tweets": len(fit_rows), "test_tweets": len(test_rows), "seed": SEED,
-        "test_offensive": int(sum(y)), "platt": base.calibrators["offensive"].params(),
-        "macro_f1_raw": macro_f1(pred_raw, y), "macro_f1_calibrated": macro_f1(pred_cal, y),
-        "f1_threshold": t_f1, "macro_f1_tuned": macro_f1(pred_tuned, y),
-        "ece_raw": ece(p, y, n_bins=10), "ece_calibrated": ece(q, y, n_bins=10),
+        "fit_tweets": len(fit_rows),
+        "test_tweets": len(test_rows),
+        "seed": SEED,
+        "test_offensive": int(sum(y)),
+        "platt": base.calibrators["offensive"].params(),
+        "macro_f1_raw": macro_f1(pred_raw, y),
+        "macro_f1_calibrated": macro_f1(pred_cal, y),
+        "f1_threshold": t_f1,
+        "macro_f1_tuned": macro_f1(pred_tuned, y),
+        "ece_raw": ece(p, y, n_bins=10),
+        "ece_calibrated": ece(q, y, n_bins=10),
         "ci95": cis(stats, len(y)),
-        "baselines": {"majority": macro_f1([False] * len(y), y),
-                      "stratified_random": stratified_random_f1(y),
-                      "rob_rt_predictions_same_tweets": published(test_rows),
-                      "rob_rt_predictions_all_860": 0.8155, "best_offenseval_2019": 0.829},
-        "targets": [target_block(policy, fit_raw, fit_gold, test_raw, y, t, args.out)
-                    for t in TARGETS],
+        "baselines": {
+            "majority": macro_f1([False] * len(y), y),
+            "stratified_random": stratified_random_f1(y),
+            "rob_rt_predictions_same_tweets": published(test_rows),
+            "rob_rt_predictions_all_860": 0.8155,
+            "best_offenseval_2019": 0.829,
+        },
+        "targets": [
+            target_block(policy, fit_raw, fit_gold, test_raw, y, t, args.out) for t in TARGETS
+        ],
     }
     write_json(args.out / "moderation.json", result)
     print(markdown(result))
@@ -172,29 +202,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def markdown(r: dict[str, Any]) -> str:
     ci, b = r["ci95"], r["baselines"]
-    lines = [f"TweetEval offensive: fit on {r['fit_tweets']} validation tweets, tested on "
-             f"{r['test_tweets']} test tweets ({r['test_offensive']} offensive), seed {r['seed']}.",
-             "", "| system | macro-F1 |", "|---|---|",
-             f"| majority class (not offensive) | {b['majority']:.3f} |",
-             f"| random at the base rate (mean of 200) | {b['stratified_random']:.3f} |",
-             f"| SmolLM2-135M, raw argmax | {fmt(r['macro_f1_raw'], ci['macro_f1_raw'])} |",
-             f"| SmolLM2-135M, Platt, P >= 0.5 | "
-             f"{fmt(r['macro_f1_calibrated'], ci['macro_f1_calibrated'])} |",
-             f"| SmolLM2-135M, Platt, threshold {r['f1_threshold']:.3f} tuned on validation | "
-             f"{fmt(r['macro_f1_tuned'], ci['macro_f1_tuned'])} |",
-             f"| RoB-Rt predictions (TweetEval authors), same tweets | "
-             f"{b['rob_rt_predictions_same_tweets']:.3f} |",
-             "| RoB-Rt predictions, all 860 / best OffensEval 2019 system | 0.816 / 0.829 |", "",
-             f"ECE of P(offensive) (10 bins): raw {fmt(r['ece_raw'], ci['ece_raw'])}, "
-             f"after Platt {fmt(r['ece_calibrated'], ci['ece_calibrated'])}.", "",
-             "| precision target | flag_at | allow_below | review rate | flagged | "
-             "flag precision | allow precision |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"TweetEval offensive: fit on {r['fit_tweets']} validation tweets, tested on "
+        f"{r['test_tweets']} test tweets ({r['test_offensive']} offensive), seed {r['seed']}.",
+        "",
+        "| system | macro-F1 |",
+        "|---|---|",
+        f"| majority class (not offensive) | {b['majority']:.3f} |",
+        f"| random at the base rate (mean of 200) | {b['stratified_random']:.3f} |",
+        f"| SmolLM2-135M, raw argmax | {fmt(r['macro_f1_raw'], ci['macro_f1_raw'])} |",
+        f"| SmolLM2-135M, Platt, P >= 0.5 | "
+        f"{fmt(r['macro_f1_calibrated'], ci['macro_f1_calibrated'])} |",
+        f"| SmolLM2-135M, Platt, threshold {r['f1_threshold']:.3f} tuned on validation | "
+        f"{fmt(r['macro_f1_tuned'], ci['macro_f1_tuned'])} |",
+        f"| RoB-Rt predictions (TweetEval authors), same tweets | "
+        f"{b['rob_rt_predictions_same_tweets']:.3f} |",
+        "| RoB-Rt predictions, all 860 / best OffensEval 2019 system | 0.816 / 0.829 |",
+        "",
+        f"ECE of P(offensive) (10 bins): raw {fmt(r['ece_raw'], ci['ece_raw'])}, "
+        f"after Platt {fmt(r['ece_calibrated'], ci['ece_calibrated'])}.",
+        "",
+        "| precision target | flag_at | allow_below | review rate | flagged | "
+        "flag precision | allow precision |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for t in r["targets"]:
         th, c = t["thresholds"]["offensive"], t["ci95"]
-        lines.append(f"| {t['target']:.2f} | {th['flag_at']:.3f} | {th['allow_below']:.3f} | "
-                     f"{fmt(t['review_rate'], c['review_rate'])} | {t['flag_rate']:.3f} | "
-                     f"{fmt(t['flag_precision'], c['flag_precision'])} | "
-                     f"{fmt(t['allow_precision'], c['allow_precision'])} |")
+        lines.append(
+            f"| {t['target']:.2f} | {th['flag_at']:.3f} | {th['allow_below']:.3f} | "
+            f"{fmt(t['review_rate'], c['review_rate'])} | {t['flag_rate']:.3f} | "
+            f"{fmt(t['flag_precision'], c['flag_precision'])} | "
+            f"{fmt(t['allow_precision'], c['allow_precision'])} |"
+        )
     return "\n".join(lines)
 
 

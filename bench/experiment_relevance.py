@@ -62,8 +62,9 @@ from logprobe.tasks.relevance_eval import (  # noqa: E402
 )
 
 W = DATA / "wikiqa"
-COLS = dict(qid_col="QuestionID", question_col="Question", passage_col="Sentence",
-            label_col="Label")
+COLS = dict(
+    qid_col="QuestionID", question_col="Question", passage_col="Sentence", label_col="Label"
+)
 
 
 def scorer_check() -> dict[str, float]:
@@ -79,8 +80,11 @@ def dev_judgements(eng: Any, qs: Sequence[Question], cache: Path) -> tuple[list[
 
     def one(item: tuple[Question, int]) -> dict[str, Any]:
         q, i = item
-        return {"key": f"{q.qid}/{i}", "p_yes": judge(eng, q.question, q.passages[i]),
-                "label": q.grades[i] > 0}
+        return {
+            "key": f"{q.qid}/{i}",
+            "p_yes": judge(eng, q.question, q.passages[i]),
+            "label": q.grades[i] > 0,
+        }
 
     with ThreadPoolExecutor(4) as ex:
         for rec in ex.map(one, todo):
@@ -126,13 +130,23 @@ def calib_block(cal: Any, p: Sequence[float], y: Sequence[bool]) -> dict[str, An
     acc_raw = [a == b for a, b in zip(pred_raw, y, strict=True)]
     acc_cal = [a == b for a, b in zip(pred_cal, y, strict=True)]
     out: dict[str, Any] = {
-        "n": len(p), "positives": int(sum(y)),
-        "ece_raw": ece(p, y, n_bins=10), "ece_calibrated": ece(q, y, n_bins=10),
-        "accuracy_raw@0.5": float(np.mean(acc_raw)), "accuracy_cal@0.5": float(np.mean(acc_cal)),
-        "roc_auc": roc_auc(p, y), "majority_accuracy": max(np.mean(y), 1 - np.mean(y)),
+        "n": len(p),
+        "positives": int(sum(y)),
+        "ece_raw": ece(p, y, n_bins=10),
+        "ece_calibrated": ece(q, y, n_bins=10),
+        "accuracy_raw@0.5": float(np.mean(acc_raw)),
+        "accuracy_cal@0.5": float(np.mean(acc_cal)),
+        "roc_auc": roc_auc(p, y),
+        "majority_accuracy": max(np.mean(y), 1 - np.mean(y)),
     }
-    out["ci95"] = cis({"ece_raw": ece_stat(p, y), "ece_calibrated": ece_stat(q, y),
-                       "accuracy_cal@0.5": weighted_mean(acc_cal)}, len(p))
+    out["ci95"] = cis(
+        {
+            "ece_raw": ece_stat(p, y),
+            "ece_calibrated": ece_stat(q, y),
+            "accuracy_cal@0.5": weighted_mean(acc_cal),
+        },
+        len(p),
+    )
     return out
 
 
@@ -145,32 +159,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     eng = engine()
     check = scorer_check()
-    print(f"scorer check (CNN run): MAP {check['map']:.4f} MRR {check['mrr']:.4f} "
-          f"over {check['questions']} questions", file=sys.stderr)
-    dev = select_questions(load_questions(W / "WikiQA-dev.tsv", **COLS).questions,
-                           limit=args.dev, seed=SEED)
-    test = select_questions(load_questions(W / "WikiQA-test.tsv", **COLS).questions,
-                            limit=args.test, seed=SEED)
+    print(
+        f"scorer check (CNN run): MAP {check['map']:.4f} MRR {check['mrr']:.4f} "
+        f"over {check['questions']} questions",
+        file=sys.stderr,
+    )
+    dev = select_questions(
+        load_questions(W / "WikiQA-dev.tsv", **COLS).questions, limit=args.dev, seed=SEED
+    )
+    test = select_questions(
+        load_questions(W / "WikiQA-test.tsv", **COLS).questions, limit=args.test, seed=SEED
+    )
     p_dev, y_dev = dev_judgements(eng, dev, out / "wikiqa_dev_judge.jsonl")
     cal = fit_platt(p_dev, y_dev, model=eng.model_name)
     save_calibrator(cal, out / "relevance_platt.json")
     print(f"dev: {len(p_dev)} pairs; Platt {cal.params()}", file=sys.stderr)
-    scored, failed = score_questions(eng, test, calibrator=cal, workers=2,
-                                     on_question=lambda q, r, e: print(".", end="", flush=True,
-                                                                       file=sys.stderr))
+    scored, failed = score_questions(
+        eng,
+        test,
+        calibrator=cal,
+        workers=2,
+        on_question=lambda q, r, e: print(".", end="", flush=True, file=sys.stderr),
+    )
     qs_done = [q for q, _ in scored]
-    reports = {**method_reports(scored), "word_overlap": overlap_report(qs_done),
-               "document_order": order_report(qs_done)}
-    result: dict[str, Any] = {"scorer_check": check, "dev_questions": len(dev),
-                              "dev_pairs": len(p_dev), "test_questions": len(scored),
-                              "failed": failed, "platt": cal.params(), "seed": SEED,
-                              "random": random_baseline([q for q, _ in scored])}
+    reports = {
+        **method_reports(scored),
+        "word_overlap": overlap_report(qs_done),
+        "document_order": order_report(qs_done),
+    }
+    result: dict[str, Any] = {
+        "scorer_check": check,
+        "dev_questions": len(dev),
+        "dev_pairs": len(p_dev),
+        "test_questions": len(scored),
+        "failed": failed,
+        "platt": cal.params(),
+        "seed": SEED,
+        "random": random_baseline([q for q, _ in scored]),
+    }
     result["methods"] = {m: r.to_dict(n_boot=1000, seed=SEED) for m, r in reports.items()}
     ap_c = np.array([x.ap for x in reports["combined"].per_question])
     ap_o = np.array([x.ap for x in reports["word_overlap"].per_question])
     result["combined_minus_overlap_map"] = {
-        "value": float(np.mean(ap_c - ap_o)), "ci95": cis({"d": weighted_mean(ap_c - ap_o)},
-                                                           len(ap_c))["d"]}
+        "value": float(np.mean(ap_c - ap_o)),
+        "ci95": cis({"d": weighted_mean(ap_c - ap_o)}, len(ap_c))["d"],
+    }
     p_raw = [c.raw_p_yes for _, r in scored for c in sorted(r.ranked, key=lambda c: c.index)]
     y = [g > 0 for q, _ in scored for g in q.grades]
     result["judge_calibration"] = calib_block(cal, p_raw, y)
@@ -186,31 +219,46 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    lines = [f"WikiQA test, {r['test_questions']} questions (seed {r['seed']}); calibration on "
-             f"{r['dev_pairs']} dev pairs ({r['dev_questions']} questions).", "",
-             "| method | MAP | MRR | nDCG@10 | P@1 |", "|---|---|---|---|---|"]
+    lines = [
+        f"WikiQA test, {r['test_questions']} questions (seed {r['seed']}); calibration on "
+        f"{r['dev_pairs']} dev pairs ({r['dev_questions']} questions).",
+        "",
+        "| method | MAP | MRR | nDCG@10 | P@1 |",
+        "|---|---|---|---|---|",
+    ]
     rnd = r["random"]
-    lines.append(f"| random order (mean of 100) | {rnd['map']:.3f} | {rnd['mrr']:.3f} | "
-                 f"{rnd['ndcg@10']:.3f} | {rnd['p@1']:.3f} |")
+    lines.append(
+        f"| random order (mean of 100) | {rnd['map']:.3f} | {rnd['mrr']:.3f} | "
+        f"{rnd['ndcg@10']:.3f} | {rnd['p@1']:.3f} |"
+    )
     for m, d in r["methods"].items():
         ci = d.get("ci95", {})
-        lines.append(f"| {m} | {fmt(d['map'], ci.get('map'))} | {fmt(d['mrr'], ci.get('mrr'))} | "
-                     f"{fmt(d['ndcg@10'], ci.get('ndcg@10'))} | {fmt(d['p@1'], ci.get('p@1'))} |")
+        lines.append(
+            f"| {m} | {fmt(d['map'], ci.get('map'))} | {fmt(d['mrr'], ci.get('mrr'))} | "
+            f"{fmt(d['ndcg@10'], ci.get('ndcg@10'))} | {fmt(d['p@1'], ci.get('p@1'))} |"
+        )
     lines.append("| CNN (Yang et al. 2015; all 237 questions) | 0.619 | 0.628 | | |")
     lines.append("| CNN-Cnt (Yang et al. 2015; all 237 questions) | 0.652 | 0.665 | | |")
     d = r["combined_minus_overlap_map"]
     lines += ["", f"combined minus word overlap, MAP: {fmt(d['value'], d['ci95'])}", ""]
-    lines += ["| probability | n | ECE raw | ECE Platt | acc@0.5 (Platt) | ROC-AUC |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "| probability | n | ECE raw | ECE Platt | acc@0.5 (Platt) | ROC-AUC |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, key in (("P(relevant) judgement", "judge_calibration"), ("support check", "support")):
         b = r[key]
         ci = b["ci95"]
-        lines.append(f"| {name} | {b['n']} | {fmt(b['ece_raw'], ci['ece_raw'])} | "
-                     f"{fmt(b['ece_calibrated'], ci['ece_calibrated'])} | "
-                     f"{fmt(b['accuracy_cal@0.5'], ci['accuracy_cal@0.5'])} | {b['roc_auc']:.3f} |")
+        lines.append(
+            f"| {name} | {b['n']} | {fmt(b['ece_raw'], ci['ece_raw'])} | "
+            f"{fmt(b['ece_calibrated'], ci['ece_calibrated'])} | "
+            f"{fmt(b['accuracy_cal@0.5'], ci['accuracy_cal@0.5'])} | {b['roc_auc']:.3f} |"
+        )
     sc = r["scorer_check"]
-    lines += ["", f"Scorer check: the CNN run scores MAP {sc['map']:.4f} / MRR {sc['mrr']:.4f} "
-                  f"over {sc['questions']} questions (published 0.6190 / 0.6281)."]
+    lines += [
+        "",
+        f"Scorer check: the CNN run scores MAP {sc['map']:.4f} / MRR {sc['mrr']:.4f} "
+        f"over {sc['questions']} questions (published 0.6190 / 0.6281).",
+    ]
     return "\n".join(lines)
 
 

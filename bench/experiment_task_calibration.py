@@ -39,19 +39,31 @@ def predict(task: Task, split: str, out: Path, engine: Any, workers: int) -> flo
     """Classify one split of ``task`` into ``out`` (resumes a partial file); seconds taken."""
     from logprobe.tasks import TextRow, classify_dataset
 
-    rows = [TextRow(index=i, line=i + 1, text=t, gold=g)
-            for i, (t, g) in enumerate(task.load(split))]
+    rows = [
+        TextRow(index=i, line=i + 1, text=t, gold=g) for i, (t, g) in enumerate(task.load(split))
+    ]
     start = time.perf_counter()
     done = [0]
 
     def progress(*_: Any) -> None:
         done[0] += 1
         if done[0] % 100 == 0:
-            print(f"{task.name}/{split}: {done[0]}/{len(rows)} "
-                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{task.name}/{split}: {done[0]}/{len(rows)} ({time.perf_counter() - start:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    summary = classify_dataset(engine, rows, list(task.labels), out, workers=workers,
-                               resume=out.is_file(), on_row=progress, template=task.template)
+    summary = classify_dataset(
+        engine,
+        rows,
+        list(task.labels),
+        out,
+        workers=workers,
+        resume=out.is_file(),
+        on_row=progress,
+        template=task.template,
+    )
     if summary.skipped:
         print(f"{task.name}/{split}: skipped {summary.skipped[:3]}", file=sys.stderr)
     return time.perf_counter() - start
@@ -65,8 +77,11 @@ def export_inputs(names: list[str], out: Path) -> None:
         for split in ("val", "test"):
             rows = TASKS[name].load(split)
             (out / f"{name}_{split}.input.jsonl").write_text(
-                "".join(json.dumps({"text": t, "gold": g}, ensure_ascii=False) + "\n"
-                        for t, g in rows), encoding="utf-8")
+                "".join(
+                    json.dumps({"text": t, "gold": g}, ensure_ascii=False) + "\n" for t, g in rows
+                ),
+                encoding="utf-8",
+            )
 
 
 def run_predictions(names: list[str], out: Path, threads: int, workers: int) -> dict[str, float]:
@@ -107,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("evaluate", "all"):
         from task_calibration_eval import evaluate_all
 
-        evaluate_all(names, args.out, n_boot=args.bootstrap, seed=args.seed,
-                     threads=args.threads)
+        evaluate_all(names, args.out, n_boot=args.bootstrap, seed=args.seed, threads=args.threads)
     return 0
 
 

@@ -37,10 +37,16 @@ def convert(src: Path, dst: Path) -> int:
             with path.open(encoding="utf-8", newline="") as f:
                 for row in csv.DictReader(f):
                     choices = [row[f"choice{i}"] for i in range(4)]
-                    query = (f"The following are questions about {subject}.\n"
-                             f"Question: {row['question']}\nAnswer:")
-                    rec = {"query": query, "choices": choices, "gold": int(row["answer"]),
-                           "subject": subject}
+                    query = (
+                        f"The following are questions about {subject}.\n"
+                        f"Question: {row['question']}\nAnswer:"
+                    )
+                    rec = {
+                        "query": query,
+                        "choices": choices,
+                        "gold": int(row["answer"]),
+                        "subject": subject,
+                    }
                     out.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     n += 1
     return n

@@ -35,8 +35,12 @@ from typing import Any
 import httpx
 
 NO_EOS = {"0": -100, "2": -100}
-PROBE = {"prompt": "The three primary colours are", "max_tokens": 8, "temperature": 0,
-         "logprobs": 5}
+PROBE = {
+    "prompt": "The three primary colours are",
+    "max_tokens": 8,
+    "temperature": 0,
+    "logprobs": 5,
+}
 LONG = " ".join(f"Sentence {i} says the sky is blue and the grass is green." for i in range(25))
 
 
@@ -58,13 +62,29 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         exe = Path(sys.executable).with_name("logprobe")
-        cmd = [str(exe), "serve", "--port", str(self.port), "--max-queue", str(args.max_queue),
-               "--parallel", str(args.parallel), "--ctx", "4096", "--threads", str(args.threads)]
+        cmd = [
+            str(exe),
+            "serve",
+            "--port",
+            str(self.port),
+            "--max-queue",
+            str(args.max_queue),
+            "--parallel",
+            str(args.parallel),
+            "--ctx",
+            "4096",
+            "--threads",
+            str(args.threads),
+        ]
         if log:
             cmd += ["--log", "soak", "--db", f"sqlite:///{tmp / 'soak.db'}"]
         self.log_file = (tmp / f"server-{self.port}.log").open("w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         deadline = time.monotonic() + 180
         while True:
             try:
@@ -94,16 +114,30 @@ def probe(url: str) -> list[tuple[str, float]]:
 
 def one(client: httpx.Client, kind: str, rng: random.Random) -> int:
     if kind == "short":
-        body = {"prompt": f"Question {rng.randint(0, 999)}: what is", "max_tokens": 8,
-                "logprobs": 3, "temperature": 0.7}
+        body = {
+            "prompt": f"Question {rng.randint(0, 999)}: what is",
+            "max_tokens": 8,
+            "logprobs": 3,
+            "temperature": 0.7,
+        }
     elif kind == "long":
         body = {"prompt": LONG + f" Item {rng.randint(0, 999)}.", "max_tokens": 16, "logprobs": 3}
     elif kind == "n3":
-        body = {"prompt": "Name a fruit:", "max_tokens": 8, "n": 3, "temperature": 1.0,
-                "logprobs": 2}
+        body = {
+            "prompt": "Name a fruit:",
+            "max_tokens": 8,
+            "n": 3,
+            "temperature": 1.0,
+            "logprobs": 2,
+        }
     elif kind == "cancelled":
-        body = {"prompt": "Tell me a long story.", "max_tokens": 200, "stream": True,
-                "logprobs": 2, "logit_bias": NO_EOS}
+        body = {
+            "prompt": "Tell me a long story.",
+            "max_tokens": 200,
+            "stream": True,
+            "logprobs": 2,
+            "logit_bias": NO_EOS,
+        }
         with client.stream("POST", "/v1/completions", json=body) as r:
             if r.status_code == 200:
                 for i, _ in enumerate(r.iter_lines()):
@@ -112,8 +146,11 @@ def one(client: httpx.Client, kind: str, rng: random.Random) -> int:
             return r.status_code
     else:  # malformed
         if rng.random() < 0.5:
-            r = client.post("/v1/completions", content=b'{"prompt": "x", "max_tokens": ',
-                            headers={"Content-Type": "application/json"})
+            r = client.post(
+                "/v1/completions",
+                content=b'{"prompt": "x", "max_tokens": ',
+                headers={"Content-Type": "application/json"},
+            )
         else:
             r = client.post("/v1/completions", json={"prompt": "x", "temperature": "hot"})
         return r.status_code
@@ -123,8 +160,7 @@ def one(client: httpx.Client, kind: str, rng: random.Random) -> int:
 KINDS = {"short": 0.35, "long": 0.2, "n3": 0.15, "cancelled": 0.15, "malformed": 0.15}
 
 
-def load(url: str, stop: threading.Event, seed: int,
-         results: list[tuple[str, int, float]]) -> None:
+def load(url: str, stop: threading.Event, seed: int, results: list[tuple[str, int, float]]) -> None:
     rng = random.Random(seed)
     with httpx.Client(base_url=url, timeout=300) as client:
         while not stop.is_set():
@@ -152,8 +188,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rss: list[tuple[float, float]] = []
     stop = threading.Event()
     t_start = time.monotonic()
-    workers = [threading.Thread(target=load, args=(server.url, stop, i, results), daemon=True)
-               for i in range(2 * args.max_queue)]
+    workers = [
+        threading.Thread(target=load, args=(server.url, stop, i, results), daemon=True)
+        for i in range(2 * args.max_queue)
+    ]
     for w in workers:
         w.start()
     while time.monotonic() - t_start < args.duration:
@@ -181,22 +219,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     growth = (warm[-1] - warm[0]) / warm[0] * 100 if len(warm) > 1 else float("nan")
     diff = max((abs(a[1] - b[1]) for a, b in zip(soaked, fresh, strict=True)), default=0.0)
     report = {
-        "duration_s": args.duration, "clients": 2 * args.max_queue, "max_queue": args.max_queue,
-        "requests": len(results), "statuses": dict(sorted(statuses.items())),
+        "duration_s": args.duration,
+        "clients": 2 * args.max_queue,
+        "max_queue": args.max_queue,
+        "requests": len(results),
+        "statuses": dict(sorted(statuses.items())),
         "rejected_429": sum(1 for _, s, _ in results if s == 429),
         "server_errors": sum(1 for _, s, _ in results if s >= 500 or s == -1),
         "malformed_not_400": sum(1 for k, s, _ in results if k == "malformed" and s != 400),
-        "latency_s": {k: {"n": len(v), "p50": round(pct(v, 50), 3), "p99": round(pct(v, 99), 3)}
-                      for k, v in sorted(by_kind.items())},
-        "rss_mb": rss, "rss_end_mb": round(rss_end, 1),
+        "latency_s": {
+            k: {"n": len(v), "p50": round(pct(v, 50), 3), "p99": round(pct(v, 99), 3)}
+            for k, v in sorted(by_kind.items())
+        },
+        "rss_mb": rss,
+        "rss_end_mb": round(rss_end, 1),
         "rss_growth_after_warmup_pct": round(growth, 2),
-        "stuck_in_flight": health["in_flight"], "streams_cancelled": health["streams_cancelled"],
+        "stuck_in_flight": health["in_flight"],
+        "streams_cancelled": health["streams_cancelled"],
         "probe_same_tokens": [t for t, _ in soaked] == [t for t, _ in fresh],
         "probe_max_abs_logprob_diff": diff,
     }
-    report["ok"] = bool(report["stuck_in_flight"] == 0 and report["server_errors"] == 0
-                        and report["malformed_not_400"] == 0 and growth < 5
-                        and report["probe_same_tokens"] and diff < 1e-4)
+    report["ok"] = bool(
+        report["stuck_in_flight"] == 0
+        and report["server_errors"] == 0
+        and report["malformed_not_400"] == 0
+        and growth < 5
+        and report["probe_same_tokens"]
+        and diff < 1e-4
+    )
     return report
 
 

@@ -42,12 +42,25 @@ def evaluate_task(name: str, out: Path, *, n_boot: int, seed: int, threads: int)
     signature = val.require_signature()
     start = time.perf_counter()
     ctx = _contextual(signature, threads)
-    result: dict[str, Any] = {"task": name, "title": TASKS[name].title, "n_val": val.n,
-                              "n_test": test.n, "signature": signature.to_dict(),
-                              "contextual_prior": list(ctx.prior), "methods": {}}
+    result: dict[str, Any] = {
+        "task": name,
+        "title": TASKS[name].title,
+        "n_val": val.n,
+        "n_test": test.n,
+        "signature": signature.to_dict(),
+        "contextual_prior": list(ctx.prior),
+        "methods": {},
+    }
     for method in METHODS:
-        opts = ReportOptions(method=method, n_boot=n_boot, seed=seed, signature=signature,
-                             contextual=ctx, eval_preds=test, target=parse_target(TARGET))
+        opts = ReportOptions(
+            method=method,
+            n_boot=n_boot,
+            seed=seed,
+            signature=signature,
+            contextual=ctx,
+            eval_preds=test,
+            target=parse_target(TARGET),
+        )
         report, _ = calibration_report(val, opts)
         result["methods"][method] = report["recalibration"]
     result["seconds"] = time.perf_counter() - start
@@ -74,71 +87,101 @@ def _g(d: Any, key: str) -> str:
 
 def tables(results: list[dict[str, Any]]) -> str:
     """The markdown tables of docs/experiments/task_calibration.md."""
-    lines = ["**Raw model on the test split** (95% bootstrap intervals; baseline = always the "
-             "val split's most frequent label).", "",
-             "| task | val / test rows | accuracy | macro-F1 | ECE | Brier (multi-class) | "
-             "ROC-AUC | majority baseline accuracy | baseline macro-F1 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "**Raw model on the test split** (95% bootstrap intervals; baseline = always the "
+        "val split's most frequent label).",
+        "",
+        "| task | val / test rows | accuracy | macro-F1 | ECE | Brier (multi-class) | "
+        "ROC-AUC | majority baseline accuracy | baseline macro-F1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         rec = r["methods"]["temperature"]
         b, base = rec["before"], rec["baseline"]
-        lines.append(f"| {r['title']} | {r['n_val']} / {r['n_test']} | {_ci(b['accuracy'])} | "
-                     f"{_v(b['macro_f1'])} | {_ci(b['ece'])} | {_v(b['brier_multiclass'])} | "
-                     f"{_ci(b['roc_auc'])} | {_ci(base['accuracy'])} ({base.get('label')}) | "
-                     f"{_v(base['macro_f1'])} |")
-    lines += ["", "**After calibration, test split** (fitted on the val split only; "
-              "Δ = after − before on the same bootstrap resamples).", "",
-              "| task | method | accuracy | Δ accuracy | macro-F1 | ECE | Δ ECE | "
-              "Brier (multi-class) | ROC-AUC |", "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['title']} | {r['n_val']} / {r['n_test']} | {_ci(b['accuracy'])} | "
+            f"{_v(b['macro_f1'])} | {_ci(b['ece'])} | {_v(b['brier_multiclass'])} | "
+            f"{_ci(b['roc_auc'])} | {_ci(base['accuracy'])} ({base.get('label')}) | "
+            f"{_v(base['macro_f1'])} |"
+        )
+    lines += [
+        "",
+        "**After calibration, test split** (fitted on the val split only; "
+        "Δ = after − before on the same bootstrap resamples).",
+        "",
+        "| task | method | accuracy | Δ accuracy | macro-F1 | ECE | Δ ECE | "
+        "Brier (multi-class) | ROC-AUC |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         for method, rec in r["methods"].items():
             if "error" in rec:
                 lines.append(f"| {r['task']} | {method} | {rec['error']} |||||||")
                 continue
             if rec.get("after") is None:
-                lines.append(f"| {r['task']} | {method} → none | (no calibration: same as raw) "
-                             "|||||||")
+                lines.append(
+                    f"| {r['task']} | {method} → none | (no calibration: same as raw) |||||||"
+                )
                 continue
             a, d = rec["after"], rec["delta"]
             shown = method if method != "auto" else f"auto → {rec['method']}"
-            lines.append(f"| {r['task']} | {shown} | {_ci(a['accuracy'])} | {_ci(d['accuracy'])} | "
-                         f"{_v(a['macro_f1'])} | {_ci(a['ece'])} | {_ci(d['ece'])} | "
-                         f"{_v(a['brier_multiclass'])} | {_v(a['roc_auc'])} |")
-    lines += ["", "**What `--method auto` chose** (5-fold cross-validated multi-class log loss "
-              "on the val split; lower is better).", "",
-              "| task | none | temperature | vector | matrix | contextual | chosen |",
-              "|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {r['task']} | {shown} | {_ci(a['accuracy'])} | {_ci(d['accuracy'])} | "
+                f"{_v(a['macro_f1'])} | {_ci(a['ece'])} | {_ci(d['ece'])} | "
+                f"{_v(a['brier_multiclass'])} | {_v(a['roc_auc'])} |"
+            )
+    lines += [
+        "",
+        "**What `--method auto` chose** (5-fold cross-validated multi-class log loss "
+        "on the val split; lower is better).",
+        "",
+        "| task | none | temperature | vector | matrix | contextual | chosen |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         auto = r["methods"]["auto"].get("auto", {})
         s = auto.get("cv_log_loss", {})
-        cells = " | ".join("-" if m not in s else f"{s[m]:.4f}"
-                           for m in ("none", "temperature", "vector", "matrix", "contextual"))
+        cells = " | ".join(
+            "-" if m not in s else f"{s[m]:.4f}"
+            for m in ("none", "temperature", "vector", "matrix", "contextual")
+        )
         lines.append(f"| {r['task']} | {cells} | {auto.get('method')} |")
-    lines += ["", "**Selective prediction on the test split**: target errors_caught = 0.8, "
-              "threshold picked on the val split; the rule of thumb is mean token logprob of the "
-              "answer > −0.5 publish, < −1.5 review (grey zone reviewed = strict, published = "
-              "lenient); 'same budget' reviews as many rows as the rule does, least confident "
-              "first.", "",
-              "| task | gate | review rate | accuracy of the rest | errors caught |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "**Selective prediction on the test split**: target errors_caught = 0.8, "
+        "threshold picked on the val split; the rule of thumb is mean token logprob of the "
+        "answer > −0.5 publish, < −1.5 review (grey zone reviewed = strict, published = "
+        "lenient); 'same budget' reviews as many rows as the rule does, least confident "
+        "first.",
+        "",
+        "| task | gate | review rate | accuracy of the rest | errors caught |",
+        "|---|---|---|---|---|",
+    ]
     for r in results:
         rec = r["methods"]["auto"]
         if rec.get("selective") is None:
             rec = r["methods"]["temperature"]
         sel = rec["selective"]
         rule = sel["raw"].get("rule_of_thumb", {})
-        rows = [("raw confidence ≥ threshold", sel["raw"].get("eval")),
-                (f"{rec['method']}-calibrated confidence ≥ threshold",
-                 sel["calibrated"].get("eval")),
-                ("rule of thumb, strict", rule.get("strict")),
-                ("rule of thumb, lenient", rule.get("lenient")),
-                ("calibrated confidence, same budget as strict rule",
-                 sel["calibrated"].get("at_rule_budget", {}).get("strict")),
-                ("calibrated confidence, same budget as lenient rule",
-                 sel["calibrated"].get("at_rule_budget", {}).get("lenient"))]
+        rows = [
+            ("raw confidence ≥ threshold", sel["raw"].get("eval")),
+            (f"{rec['method']}-calibrated confidence ≥ threshold", sel["calibrated"].get("eval")),
+            ("rule of thumb, strict", rule.get("strict")),
+            ("rule of thumb, lenient", rule.get("lenient")),
+            (
+                "calibrated confidence, same budget as strict rule",
+                sel["calibrated"].get("at_rule_budget", {}).get("strict"),
+            ),
+            (
+                "calibrated confidence, same budget as lenient rule",
+                sel["calibrated"].get("at_rule_budget", {}).get("lenient"),
+            ),
+        ]
         for label, d in rows:
-            lines.append(f"| {r['task']} | {label} | {_g(d, 'review_rate')} | "
-                         f"{_g(d, 'accuracy_of_rest')} | {_g(d, 'errors_caught')} |")
+            lines.append(
+                f"| {r['task']} | {label} | {_g(d, 'review_rate')} | "
+                f"{_g(d, 'accuracy_of_rest')} | {_g(d, 'errors_caught')} |"
+            )
     return "\n".join(lines)
 
 

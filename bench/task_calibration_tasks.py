@@ -25,10 +25,10 @@ class Task:
     title: str
     template: str
     labels: tuple[str, ...]
-    load: Callable[[str], Rows]   # "val" | "test" -> [(text, gold label)]
+    load: Callable[[str], Rows]  # "val" | "test" -> [(text, gold label)]
     n_val: int
     n_test: int
-    new: bool = False             # a task the project has not measured before
+    new: bool = False  # a task the project has not measured before
 
 
 def _tsv(path: Path) -> list[dict[str, str]]:
@@ -40,19 +40,23 @@ def _disjoint(rows: Rows, split: str, n_val: int, n_test: int, seed: int = 0) ->
     """Seeded disjoint samples: the first ``n_val`` of a shuffle are val, the next test."""
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    take = order[:n_val] if split == "val" else order[n_val:n_val + n_test]
+    take = order[:n_val] if split == "val" else order[n_val : n_val + n_test]
     return [rows[i] for i in take]
 
 
 def _sst2(split: str) -> Rows:
-    rows = [(r["text"].strip(), ["negative", "positive"][int(r["label"])])
-            for r in _tsv(DATA / "sst2" / "dev.tsv")]
+    rows = [
+        (r["text"].strip(), ["negative", "positive"][int(r["label"])])
+        for r in _tsv(DATA / "sst2" / "dev.tsv")
+    ]
     return _disjoint(rows, split, TASKS["sst2"].n_val, TASKS["sst2"].n_test)
 
 
 def _sms(split: str) -> Rows:
-    rows = [(r["SMS"].strip(), "spam" if r["Label"] == "spam" else "normal")
-            for r in _tsv(DATA / "sms_spam" / "SMSSpamCollection.tsv")]
+    rows = [
+        (r["SMS"].strip(), "spam" if r["Label"] == "spam" else "normal")
+        for r in _tsv(DATA / "sms_spam" / "SMSSpamCollection.tsv")
+    ]
     return _disjoint(rows, split, TASKS["sms_spam"].n_val, TASKS["sms_spam"].n_test)
 
 
@@ -65,8 +69,10 @@ def _ag_rows() -> list[dict[str, str]]:
 
 
 def _ag_news(split: str) -> Rows:
-    rows = [(f"{r['title']}. {r['description']}".replace("\\", " "), AG_NAMES[r["label"]])
-            for r in _ag_rows()]
+    rows = [
+        (f"{r['title']}. {r['description']}".replace("\\", " "), AG_NAMES[r["label"]])
+        for r in _ag_rows()
+    ]
     return _disjoint(rows, split, TASKS["ag_news"].n_val, TASKS["ag_news"].n_test, seed=0)
 
 
@@ -87,27 +93,58 @@ def _tweet_offensive(split: str) -> Rows:
     folder = DATA / "tweet_eval_offensive"
     texts = (folder / f"{split}_text.txt").read_text(encoding="utf-8").split("\n")[:-1]
     golds = (folder / f"{split}_labels.txt").read_text(encoding="utf-8").split("\n")[:-1]
-    rows = [(t.strip(), "yes" if g.strip() == "1" else "no") for t, g in zip(texts, golds,
-                                                                            strict=True)]
+    rows = [
+        (t.strip(), "yes" if g.strip() == "1" else "no") for t, g in zip(texts, golds, strict=True)
+    ]
     n = TASKS["tweet_offensive"].n_val if split == "val" else TASKS["tweet_offensive"].n_test
     return random.Random(0).sample(rows, min(n, len(rows)))
 
 
 TASKS: dict[str, Task] = {
-    "sst2": Task("sst2", "SST-2 (dev, split in two)",
-                 "Review: {text}\nSentiment (positive or negative):",
-                 ("positive", "negative"), _sst2, 250, 250),
-    "ag_news": Task("ag_news", "AG News (test file, split in two)",
-                    "Article: {text}\nTopic (World, Sports, Business or Technology):",
-                    ("World", "Sports", "Business", "Technology"), _ag_news, 500, 400),
-    "sms_spam": Task("sms_spam", "SMS Spam Collection",
-                     "Message: {text}\nIs this a spam message or a normal message?\nAnswer: a",
-                     ("spam", "normal"), _sms, 250, 250),
-    "tweet_offensive": Task("tweet_offensive", "TweetEval offensive (val / test files)",
-                            "Tweet: {text}\nQuestion: Is this tweet offensive (yes or no)?\n"
-                            "Answer:", ("yes", "no"), _tweet_offensive, 250, 250),
-    "ag_headlines": Task("ag_headlines", "AG News headlines only (new 4-label task)",
-                         "Headline: {text}\nThis headline belongs in the newspaper section:",
-                         ("world", "sports", "business", "science"), _ag_headlines, 300, 300,
-                         new=True),
+    "sst2": Task(
+        "sst2",
+        "SST-2 (dev, split in two)",
+        "Review: {text}\nSentiment (positive or negative):",
+        ("positive", "negative"),
+        _sst2,
+        250,
+        250,
+    ),
+    "ag_news": Task(
+        "ag_news",
+        "AG News (test file, split in two)",
+        "Article: {text}\nTopic (World, Sports, Business or Technology):",
+        ("World", "Sports", "Business", "Technology"),
+        _ag_news,
+        500,
+        400,
+    ),
+    "sms_spam": Task(
+        "sms_spam",
+        "SMS Spam Collection",
+        "Message: {text}\nIs this a spam message or a normal message?\nAnswer: a",
+        ("spam", "normal"),
+        _sms,
+        250,
+        250,
+    ),
+    "tweet_offensive": Task(
+        "tweet_offensive",
+        "TweetEval offensive (val / test files)",
+        "Tweet: {text}\nQuestion: Is this tweet offensive (yes or no)?\nAnswer:",
+        ("yes", "no"),
+        _tweet_offensive,
+        250,
+        250,
+    ),
+    "ag_headlines": Task(
+        "ag_headlines",
+        "AG News headlines only (new 4-label task)",
+        "Headline: {text}\nThis headline belongs in the newspaper section:",
+        ("world", "sports", "business", "science"),
+        _ag_headlines,
+        300,
+        300,
+        new=True,
+    ),
 }

@@ -53,7 +53,12 @@ def classification_section(title: str, path: Path, total: int | None) -> list[st
         return [f"### {title}", "", f"(no results yet in `{path.name}`)", ""]
     n = len(recs)
     partial = f" (partial: {n} of {total} rows done)" if total and n < total else ""
-    lines = [f"### {title}{partial}", "", "| normalisation | accuracy | ± 1 s.e. |", "|---|---|---|"]
+    lines = [
+        f"### {title}{partial}",
+        "",
+        "| normalisation | accuracy | ± 1 s.e. |",
+        "|---|---|---|",
+    ]
     for norm in NORMS:
         acc = sum(_pred(r, norm) == r["gold"] for r in recs) / n
         lines.append(f"| {norm} | {acc:.3f} | {_se(acc, n):.3f} |")
@@ -61,8 +66,12 @@ def classification_section(title: str, path: Path, total: int | None) -> list[st
     pred = Counter(r["label"] for r in recs)
     majority = max(gold.values()) / n
     mean_conf = sum(r["confidence"] for r in recs) / n
-    lines += ["", f"n = {n}; majority-class baseline {majority:.3f}; predicted label counts "
-              f"{dict(pred)} vs gold {dict(gold)}; mean confidence {mean_conf:.3f}.", ""]
+    lines += [
+        "",
+        f"n = {n}; majority-class baseline {majority:.3f}; predicted label counts "
+        f"{dict(pred)} vs gold {dict(gold)}; mean confidence {mean_conf:.3f}.",
+        "",
+    ]
     return lines
 
 
@@ -83,15 +92,23 @@ def mmlu_section(path: Path, label: str, total: int = 1000) -> list[str]:
     n = len(items)
     m = _mc_metrics(items)
     partial = f" — partial, {n} of {total} questions done" if n < total else ""
-    lines = [f"#### {label} (n = {n}{partial})", "", "| metric | accuracy (%) | ± 1 s.e. |",
-             "|---|---|---|"]
+    lines = [
+        f"#### {label} (n = {n}{partial})",
+        "",
+        "| metric | accuracy (%) | ± 1 s.e. |",
+        "|---|---|---|",
+    ]
     for k in ("acc", "acc_norm_tokens", "acc_norm_chars"):
         lines.append(f"| {k} | {100 * m[k]:.1f} | {100 * m[k + '_se']:.1f} |")
     diff = 100 * m["acc_norm_chars"] - PUBLISHED_MMLU
     se = 100 * m["acc_norm_chars_se"]
     verdict = "within" if abs(diff) <= 2 * se else "outside"
-    lines += ["", f"`acc_norm_chars` vs the published {PUBLISHED_MMLU}: {diff:+.1f} points, "
-              f"{verdict} two standard errors (2 s.e. = {2 * se:.1f}).", ""]
+    lines += [
+        "",
+        f"`acc_norm_chars` vs the published {PUBLISHED_MMLU}: {diff:+.1f} points, "
+        f"{verdict} two standard errors (2 s.e. = {2 * se:.1f}).",
+        "",
+    ]
     return lines
 
 
@@ -107,7 +124,8 @@ NOTES = [
     "technology` loses under the summed score (`none`), and dividing by tokens or characters "
     "over-corrects towards it (its later tokens are near-certain once the first is chosen). "
     "One token per label name removes the choice (`Technology`: 0.424 vs 0.402 on the same "
-    "rows), though this small model still rarely picks that class; `label_mass` in each result shows how much probability the model puts on "
+    "rows), though this small model still rarely picks that class; `label_mass` in each "
+    "result shows how much probability the model puts on "
     "the label set at all.",
     "* Cascade: the optional Gemma 3 270M GGUF (extra `gemma`; assembled from its chunk "
     "packages into `$LOGPROBE_HOME/models/` and checked against the package's `SHA256SUMS`) "
@@ -127,20 +145,28 @@ def route_section(path: Path) -> list[str]:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return [*lines, f"(no results yet in `{path.name}`)", ""]
-    lines += [f"n = {d['n']} seeded SST-2 dev rows; escalate when the cheap model's "
-              f"`{d['signal']}` is below the threshold; cost 1 per cheap call, 10 per strong "
-              f"call. Cheap alone {d['cheap_accuracy']:.3f}, strong alone "
-              f"{d['strong_accuracy']:.3f}.", "",
-              "| threshold | accuracy | escalation rate | cost / item |", "|---|---|---|---|"]
+    lines += [
+        f"n = {d['n']} seeded SST-2 dev rows; escalate when the cheap model's "
+        f"`{d['signal']}` is below the threshold; cost 1 per cheap call, 10 per strong "
+        f"call. Cheap alone {d['cheap_accuracy']:.3f}, strong alone "
+        f"{d['strong_accuracy']:.3f}.",
+        "",
+        "| threshold | accuracy | escalation rate | cost / item |",
+        "|---|---|---|---|",
+    ]
     for p in d["sweep"]:
-        lines.append(f"| {p['threshold']:.3f} | {p['accuracy']:.3f} | {p['escalation_rate']:.3f}"
-                     f" | {p['cost_per_item']:.2f} |")
+        lines.append(
+            f"| {p['threshold']:.3f} | {p['accuracy']:.3f} | {p['escalation_rate']:.3f}"
+            f" | {p['cost_per_item']:.2f} |"
+        )
     c = d.get("chosen")
     lines.append("")
     if c:
-        lines.append(f"Cheapest threshold reaching accuracy 0.85: {c['threshold']:.3f} "
-                     f"(accuracy {c['accuracy']:.3f}, escalating {100 * c['escalation_rate']:.0f}%"
-                     f", cost {c['cost_per_item']:.2f} per item; escalating everything costs 11).")
+        lines.append(
+            f"Cheapest threshold reaching accuracy 0.85: {c['threshold']:.3f} "
+            f"(accuracy {c['accuracy']:.3f}, escalating {100 * c['escalation_rate']:.0f}%"
+            f", cost {c['cost_per_item']:.2f} per item; escalating everything costs 11)."
+        )
     else:
         lines.append("No threshold reaches the target accuracy 0.85 on this sample.")
     return [*lines, ""]
@@ -165,7 +191,7 @@ def main(argv: list[str]) -> int:
         "`loglikelihood_acc_norm_nospace`: prompt `The following are questions about "
         "{subject}.\\nQuestion: {question}\\nAnswer:` (subject underscores -> spaces), wrapped "
         "as a user message by the model's chat template (`--chat-template`), each choice scored "
-        "as the continuation `\" {choice}\"`, score = summed logprob / characters of the choice "
+        'as the continuation `" {choice}"`, score = summed logprob / characters of the choice '
         "without the leading space, prediction = argmax (`acc_norm_chars`). The subset is "
         "`--limit 1000 --seed 0` of `logprobe eval mc` (Python `random.Random(0).sample`).",
         "",
@@ -174,15 +200,23 @@ def main(argv: list[str]) -> int:
     plain = out / "mmlu_plain_items.jsonl"
     if plain.is_file():
         doc += mmlu_section(plain, "without the chat template")
-    doc += ["## Classification by label likelihood (`logprobe classify --dataset`)", "",
-            "Exact label probabilities (every label scored as a continuation of one shared "
-            "prompt); accuracy recomputed from the per-row label logprobs under each "
-            "normalisation.", ""]
+    doc += [
+        "## Classification by label likelihood (`logprobe classify --dataset`)",
+        "",
+        "Exact label probabilities (every label scored as a continuation of one shared "
+        "prompt); accuracy recomputed from the per-row label logprobs under each "
+        "normalisation.",
+        "",
+    ]
     doc += classification_section("SST-2 dev, raw prompt", out / "sst2_raw.jsonl", 872)
-    doc += classification_section("AG News test, 500 seeded rows, raw prompt",
-                                  out / "ag_raw.jsonl", 500)
-    doc += classification_section("AG News, same 500 rows, one-token label names "
-                                  "(Technology for Sci/Tech)", out / "ag_single.jsonl", 500)
+    doc += classification_section(
+        "AG News test, 500 seeded rows, raw prompt", out / "ag_raw.jsonl", 500
+    )
+    doc += classification_section(
+        "AG News, same 500 rows, one-token label names (Technology for Sci/Tech)",
+        out / "ag_single.jsonl",
+        500,
+    )
     doc += route_section(out / "route_sst2.json")
     chat = out / "sst2_chat.jsonl"
     if chat.is_file():

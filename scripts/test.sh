@@ -21,4 +21,9 @@ fi
 CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
   .venv/bin/python -m pip install -q -e '.[test,bench]'
 
+# Habits: lint, format and types are part of the test command.
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy src
+
 exec .venv/bin/python -m pytest "$@"

@@ -34,7 +34,7 @@ def engine() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (read-only reference datasets); tests using it skip with a reason if absent."""
+    """../shared/data (read-only reference datasets); tests using it skip with a reason if absent"""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA}")
     return SHARED_DATA

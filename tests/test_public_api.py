@@ -6,8 +6,15 @@ import importlib
 
 import pytest
 
-PACKAGES = ["logprobe", "logprobe.engines", "logprobe.normalize", "logprobe.analysis",
-            "logprobe.tasks", "logprobe.calibration", "logprobe.store"]
+PACKAGES = [
+    "logprobe",
+    "logprobe.engines",
+    "logprobe.normalize",
+    "logprobe.analysis",
+    "logprobe.tasks",
+    "logprobe.calibration",
+    "logprobe.store",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -23,9 +23,11 @@ def test_analysis_does_not_import_heavy_layers() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, logprobe.analysis; "
-            "bad = [m for m in ('torch', 'fastapi', 'llama_cpp', 'sqlalchemy') if m in sys.modules]; "
-            "print(','.join(bad))")
+    code = (
+        "import sys, logprobe.analysis; "
+        "bad = [m for m in ('torch', 'fastapi', 'llama_cpp', 'sqlalchemy') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -35,8 +37,9 @@ def answer(engine: Any) -> Any:
     from logprobe.engines import GenerationParams
 
     params = GenerationParams.make(max_tokens=24, temperature=0, top_logprobs=20)
-    return engine.chat([{"role": "user", "content": "In which year did the Titanic sink? Answer briefly."}],
-                       params)
+    return engine.chat(
+        [{"role": "user", "content": "In which year did the Titanic sink? Answer briefly."}], params
+    )
 
 
 def test_real_output_summary_is_consistent(answer: Any) -> None:
@@ -68,6 +71,8 @@ def test_exact_entropy_matches_bound_when_whole_vocab_listed(engine: Any) -> Non
     scored = engine.score(" Paris", prompt="The capital of France is", top_logprobs=20)
     t = scored.tokens[-1]
     alts = tuple(Alternative(a.token, a.bytes, a.logprob, a.id) for a in t.top_logprobs)
-    s = token_stats(TokenLogprob(t.token, t.bytes, t.logprob, t.id, None, alts, None), vocab_size=engine.n_vocab)
+    s = token_stats(
+        TokenLogprob(t.token, t.bytes, t.logprob, t.id, None, alts, None), vocab_size=engine.n_vocab
+    )
     assert s.rank == t.rank
     assert s.entropy <= t.entropy + 1e-4  # type: ignore[operator]

@@ -22,7 +22,13 @@ from logprobe.analysis import (
 )
 from logprobe.errors import CalibrationError, InvalidRequestError
 
-CONFIDENT = [("The", p(0.95)), (" sky", p(0.9)), (" is", p(0.97)), (" blue", p(0.93)), (".", p(0.99))]
+CONFIDENT = [
+    ("The", p(0.95)),
+    (" sky", p(0.9)),
+    (" is", p(0.97)),
+    (" blue", p(0.93)),
+    (".", p(0.99)),
+]
 
 
 def rules_fired(d: object) -> list[str]:
@@ -39,15 +45,28 @@ def test_mean_bands() -> None:
     review = gate(toks([(" a", -0.8), (" b", -0.6)]))  # mean -0.7
     assert review.decision == "review" and rules_fired(review) == ["mean-publish-bar"]
     r = review.reasons[0]
-    assert (r.metric, r.value, r.threshold, r.comparison) == ("mean_logprob", pytest.approx(-0.7), -0.5, "below")
+    assert (r.metric, r.value, r.threshold, r.comparison) == (
+        "mean_logprob",
+        pytest.approx(-0.7),
+        -0.5,
+        "below",
+    )
     reject = gate(toks([(" a", -1.6), (" b", -1.6), (" c", -1.6)]))
     assert reject.decision == "reject"
     assert {"mean-publish-bar", "mean-reject-bar", "low-span"} <= set(rules_fired(reject))
 
 
 def test_weak_number_in_fluent_answer_points_at_it() -> None:
-    ts = toks([("It", p(0.98)), (" opened", p(0.97)), (" in", p(0.99)), (" 18", p(0.2)),
-               ("67", p(0.9)), (".", p(0.99))])
+    ts = toks(
+        [
+            ("It", p(0.98)),
+            (" opened", p(0.97)),
+            (" in", p(0.99)),
+            (" 18", p(0.2)),
+            ("67", p(0.9)),
+            (".", p(0.99)),
+        ]
+    )
     d = gate(ts)
     assert d.decision == "review"
     assert rules_fired(d) == ["weak-critical"]
@@ -56,7 +75,9 @@ def test_weak_number_in_fluent_answer_points_at_it() -> None:
 
 
 def test_min_token_rule_shows_the_word() -> None:
-    ts = toks([("A", p(0.99))] * 20 + [(" Zur", p(0.005)), ("ich", p(0.99))] + [(" b", p(0.99))] * 20)
+    ts = toks(
+        [("A", p(0.99))] * 20 + [(" Zur", p(0.005)), ("ich", p(0.99))] + [(" b", p(0.99))] * 20
+    )
     d = gate(ts)
     assert "min-token" in rules_fired(d)
     reason = next(r for r in d.reasons if r.rule == "min-token")
@@ -112,6 +133,7 @@ def test_builtin_policies_are_valid_and_documented() -> None:
 
 # -- calibration hook --------------------------------------------------------------------------
 
+
 def platt(s: SequenceSummary) -> float:
     assert s.mean_logprob is not None
     return 1 / (1 + math.exp(-(4 * s.mean_logprob + 3)))
@@ -145,6 +167,7 @@ def test_bad_transform_output(value: object) -> None:
 
 # -- policies from Python and TOML -------------------------------------------------------------
 
+
 def test_policy_from_python() -> None:
     pol = Policy("mine", (Rule("short", "n_scored", "reject", below=3),))
     assert gate(toks(CONFIDENT), pol).decision == "publish"
@@ -175,7 +198,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_toml_extends_overrides_and_disables(tmp_path: Path) -> None:
-    pol = load_policy(write(tmp_path, """
+    pol = load_policy(
+        write(
+            tmp_path,
+            """
 extends = "default"
 disable = ["min-token"]
 span_prob = 0.2
@@ -191,7 +217,9 @@ why = "cheap reviewers"
 metric = "n_scored"
 above = 100
 action = "review"
-"""))
+""",
+        )
+    )
     assert pol.name == "policy" and pol.span_prob == 0.2
     names = [r.name for r in pol.rules]
     assert "min-token" not in names and "n_scored-above-100" in names
@@ -205,9 +233,14 @@ action = "review"
     [
         ("extends = 'default'\ncolour = 'red'", "unknown keys \\['colour'\\]"),
         ("extends = 'nope'", "unknown policy 'nope'"),
-        ("[[rules]]\nmetric = 'mean_logprob'\nbelow = -1\naction = 'review'\nfoo = 1",
-         "rules\\[0\\]: unknown keys"),
-        ("[[rules]]\nmetric = 'nope'\nbelow = -1\naction = 'review'", "rules\\[0\\].*unknown metric"),
+        (
+            "[[rules]]\nmetric = 'mean_logprob'\nbelow = -1\naction = 'review'\nfoo = 1",
+            "rules\\[0\\]: unknown keys",
+        ),
+        (
+            "[[rules]]\nmetric = 'nope'\nbelow = -1\naction = 'review'",
+            "rules\\[0\\].*unknown metric",
+        ),
         ("extends = 'default'\ndisable = ['nope']", "no inherited rules named"),
         ("name = 'x'", "at least one rule"),
         ("this is = not toml [", "not valid TOML"),

@@ -13,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from logprobe.analysis import BUCKETS, bucket, legend, print_report, render_html, render_terminal, report, token_view
+from logprobe.analysis import (
+    BUCKETS,
+    bucket,
+    legend,
+    print_report,
+    render_html,
+    render_terminal,
+    report,
+    token_view,
+)
 from logprobe.types import TokenLogprob, tokens_text
 
 EVIL = "<script>alert('x')</script>"
@@ -29,7 +38,16 @@ def sample() -> list[TokenLogprob]:
 
 
 def test_bucket_edges() -> None:
-    assert [bucket(x) for x in (1.0, 0.9, 0.89, 0.5, 0.2, 0.05, 0.049, 0.0)] == [0, 0, 1, 1, 2, 3, 4, 4]
+    assert [bucket(x) for x in (1.0, 0.9, 0.89, 0.5, 0.2, 0.05, 0.049, 0.0)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        3,
+        4,
+        4,
+    ]
     assert bucket(None) is None
     assert len(BUCKETS) == 5
 
@@ -88,7 +106,20 @@ def test_html_never_lets_markup_through(pieces: list[str]) -> None:
     tokens = [tok(s, -0.5, [(s, -0.5), (s + "<i>", -1.0)]) for s in pieces]
     parser = _Collect()
     parser.feed(render_html(tokens))
-    assert set(parser.tags) <= {"html", "head", "meta", "title", "style", "body", "div", "span", "table", "tr", "td", "u"}
+    assert set(parser.tags) <= {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "div",
+        "span",
+        "table",
+        "tr",
+        "td",
+        "u",
+    }
 
 
 @settings(max_examples=100, deadline=None)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from logprobe.analysis import summarize
 from logprobe.errors import InvalidRequestError
-from logprobe.types import Choice, Completion, ScoredText
+from logprobe.types import Completion, ScoredText
 
 THREE = [(" a", -0.1), (" b", -1.0), (" c", -2.0)]
 
@@ -116,8 +116,15 @@ def test_rejects_completion_without_choices() -> None:
     assert e.value.param == "choices"
 
 
-@pytest.mark.parametrize(("kw", "param"), [({"first_k": 0}, "first_k"), ({"low_prob": 0.0}, "low_prob"),
-                                           ({"low_prob": 1.5}, "low_prob"), ({"first_k": True}, "first_k")])
+@pytest.mark.parametrize(
+    ("kw", "param"),
+    [
+        ({"first_k": 0}, "first_k"),
+        ({"low_prob": 0.0}, "low_prob"),
+        ({"low_prob": 1.5}, "low_prob"),
+        ({"first_k": True}, "first_k"),
+    ],
+)
 def test_rejects_bad_options(kw: dict[str, object], param: str) -> None:
     with pytest.raises(InvalidRequestError) as e:
         summarize(toks(THREE), **kw)  # type: ignore[arg-type]
@@ -161,8 +168,12 @@ def test_repeating_a_sequence_keeps_normalised_metrics(lps: list[float]) -> None
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.just(float("nan")), st.just(-9999.0), st.floats(-50, 0)),
-                max_size=20))
+@given(
+    st.lists(
+        st.one_of(st.none(), st.just(float("nan")), st.just(-9999.0), st.floats(-50, 0)),
+        max_size=20,
+    )
+)
 def test_to_dict_is_always_json_safe(lps: list[float | None]) -> None:
     s = summarize([tok(f" w{i}", lp) for i, lp in enumerate(lps)])
     json.dumps(s.to_dict(), allow_nan=False)

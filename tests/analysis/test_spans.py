@@ -18,19 +18,37 @@ def words_of(tokens: list[TokenLogprob]) -> list[str]:
 
 
 def test_subwords_merge_and_punctuation_splits() -> None:
-    ts = toks([("The", -0.1), (" cap", -0.2), ("ital", -0.3), (" of", -0.1), (" Fr", -0.5),
-               ("ance", -0.1), (",", -0.1), (" don", -0.2), ("'t", -0.1), ("!", -0.1)])
+    ts = toks(
+        [
+            ("The", -0.1),
+            (" cap", -0.2),
+            ("ital", -0.3),
+            (" of", -0.1),
+            (" Fr", -0.5),
+            ("ance", -0.1),
+            (",", -0.1),
+            (" don", -0.2),
+            ("'t", -0.1),
+            ("!", -0.1),
+        ]
+    )
     a = analyze(ts)
     assert [w.text for w in a.words] == ["The", "capital", "of", "France", ",", "don't", "!"]
     france = a.words[3]
     assert (france.token_start, france.token_end) == (4, 6)
-    assert a.text[france.char_start:france.char_end] == "France"
+    assert a.text[france.char_start : france.char_end] == "France"
     assert france.logprob == pytest.approx(-0.6)
     assert france.min_prob == pytest.approx(math.exp(-0.5))
 
 
 def test_utf8_split_across_tokens_is_one_word() -> None:
-    ts = [tok(" caf", -0.1), tok(b"\xc3", -0.2), tok(b"\xa9", -0.3), tok(" au", -0.1), tok(" lait", -0.1)]
+    ts = [
+        tok(" caf", -0.1),
+        tok(b"\xc3", -0.2),
+        tok(b"\xa9", -0.3),
+        tok(" au", -0.1),
+        tok(" lait", -0.1),
+    ]
     a = analyze(ts)
     assert [w.text for w in a.words] == ["café", "au", "lait"]
     assert a.words[0].logprob == pytest.approx(-0.6)
@@ -45,8 +63,17 @@ def test_newlines_and_whitespace_tokens() -> None:
 
 
 def test_low_span_exact_and_whitespace_does_not_break_it() -> None:
-    ts = toks([("It", p(0.9)), (" was", p(0.9)), (" built", p(0.2)), ("\n", p(0.9)),
-               ("in", p(0.25)), (" stone", p(0.1)), (".", p(0.95))])
+    ts = toks(
+        [
+            ("It", p(0.9)),
+            (" was", p(0.9)),
+            (" built", p(0.2)),
+            ("\n", p(0.9)),
+            ("in", p(0.25)),
+            (" stone", p(0.1)),
+            (".", p(0.95)),
+        ]
+    )
     a = analyze(ts)
     assert len(a.low_spans) == 1
     span = a.low_spans[0]
@@ -58,16 +85,28 @@ def test_low_span_exact_and_whitespace_does_not_break_it() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", " b", "c", " ", "\n", ",", " dd", "ee"]),
-                          st.floats(-6.0, 0.0)), min_size=1, max_size=60))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", " b", "c", " ", "\n", ",", " dd", "ee"]), st.floats(-6.0, 0.0)
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
 def test_words_in_counts_the_words_inside_each_span(pairs: list[tuple[str, float]]) -> None:
     """The bisection in words_in agrees with the definition (every non-space word whose tokens
     lie inside the span) for low spans and for arbitrary word-aligned spans."""
     a = analyze(toks(pairs), span_prob=0.9)
     spans = list(a.low_spans) + list(a.critical)
     for span in spans:
-        expected = sum(1 for w in a.words if not w.is_space and w.token_start >= span.token_start
-                       and w.token_end <= span.token_end)
+        expected = sum(
+            1
+            for w in a.words
+            if not w.is_space
+            and w.token_start >= span.token_start
+            and w.token_end <= span.token_end
+        )
         assert a.words_in(span) == expected
     assert [w.token_start for w in a.words] == sorted(w.token_start for w in a.words)
 
@@ -132,12 +171,18 @@ def split_text(draw: st.DrawFn) -> list[TokenLogprob]:
     raw = draw(texts).encode("utf-8")
     cuts = sorted(set(draw(st.lists(st.integers(0, len(raw)), max_size=12))) | {0, len(raw)})
     probs = draw(st.lists(st.floats(0.01, 1.0), min_size=len(cuts), max_size=len(cuts)))
-    return [tok(raw[a:b], math.log(pr)) for a, b, pr in zip(cuts, cuts[1:], probs, strict=False) if b > a]
+    return [
+        tok(raw[a:b], math.log(pr))
+        for a, b, pr in zip(cuts, cuts[1:], probs, strict=False)
+        if b > a
+    ]
 
 
 @settings(max_examples=300, deadline=None)
 @given(split_text(), st.floats(0.05, 1.0))
-def test_words_partition_tokens_and_spans_align(tokens: list[TokenLogprob], threshold: float) -> None:
+def test_words_partition_tokens_and_spans_align(
+    tokens: list[TokenLogprob], threshold: float
+) -> None:
     a = analyze(tokens, span_prob=threshold)
     assert a.text == tokens_text(tokens)
     ranges = [(w.token_start, w.token_end) for w in a.words]
@@ -149,17 +194,19 @@ def test_words_partition_tokens_and_spans_align(tokens: list[TokenLogprob], thre
         assert span.token_start in starts and span.token_end in ends
         assert span.prob is not None and span.text.strip() == span.text
     for w in a.words:
-        assert w.text == a.text[w.char_start:w.char_end]
+        assert w.text == a.text[w.char_start : w.char_end]
         assert w.text == w.text.strip()
 
 
 def _oracle_words(text: str) -> list[str]:
     """Runs of one character class, classifying each character on its own."""
+
     def cls(i: int) -> str:
         ch = text[i]
         if ch in "'’" and 0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha():
             return "word"
         return "space" if ch.isspace() else "word" if (ch.isalnum() or ch == "_") else "punct"
+
     runs: list[tuple[str, str]] = []
     for i, ch in enumerate(text):
         c = cls(i)

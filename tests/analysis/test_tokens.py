@@ -98,18 +98,30 @@ def test_unscored_token_without_alternatives() -> None:
 
 
 def test_duplicate_and_nan_alternatives_cleaned() -> None:
-    t = TokenLogprob("a", b"a", p(0.5), top_logprobs=(
-        Alternative("a", b"a", p(0.5)), Alternative("a", b"a", p(0.5)),
-        Alternative("b", b"b", float("nan")), Alternative("c", b"c", p(0.2)),
-    ))
+    t = TokenLogprob(
+        "a",
+        b"a",
+        p(0.5),
+        top_logprobs=(
+            Alternative("a", b"a", p(0.5)),
+            Alternative("a", b"a", p(0.5)),
+            Alternative("b", b"b", float("nan")),
+            Alternative("c", b"c", p(0.2)),
+        ),
+    )
     s = token_stats(t)
     assert s.listed_mass == pytest.approx(0.7)
     assert s.margin == pytest.approx(math.log(0.5 / 0.2))
 
 
 def test_match_by_id_before_bytes() -> None:
-    t = TokenLogprob("a", b"a", p(0.5), id=7, top_logprobs=(
-        Alternative("a", b"a", p(0.3), id=8), Alternative("a", b"a", p(0.5), id=7)))
+    t = TokenLogprob(
+        "a",
+        b"a",
+        p(0.5),
+        id=7,
+        top_logprobs=(Alternative("a", b"a", p(0.3), id=8), Alternative("a", b"a", p(0.5), id=7)),
+    )
     s = token_stats(t)
     assert s.rank == 1 and s.margin == pytest.approx(math.log(0.5 / 0.3))
 
@@ -127,9 +139,16 @@ def distributions(draw: st.DrawFn) -> tuple[np.ndarray, int, int]:
 
 def _token_from(probs: np.ndarray, k: int, chosen: int) -> TokenLogprob:
     order = np.argsort(-probs, kind="stable")[:k]
-    alts = tuple(Alternative(f"t{i}", f"t{i}".encode(), float(np.log(probs[i])), id=int(i)) for i in order)
-    return TokenLogprob(f"t{chosen}", f"t{chosen}".encode(), float(np.log(probs[chosen])), id=chosen,
-                        top_logprobs=alts)
+    alts = tuple(
+        Alternative(f"t{i}", f"t{i}".encode(), float(np.log(probs[i])), id=int(i)) for i in order
+    )
+    return TokenLogprob(
+        f"t{chosen}",
+        f"t{chosen}".encode(),
+        float(np.log(probs[chosen])),
+        id=chosen,
+        top_logprobs=alts,
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -10,8 +10,20 @@ def test_all_is_sorted_and_complete() -> None:
     for name in cal.__all__:
         assert hasattr(cal, name), name
     public = {n for n in vars(cal) if not n.startswith("_") and n not in {"annotations"}}
-    submodules = {"autoselect", "bootstrap", "compare", "io", "metrics", "plots", "recalibrate",
-                  "report", "scaling", "selective", "signature", "thresholds"}
+    submodules = {
+        "autoselect",
+        "bootstrap",
+        "compare",
+        "io",
+        "metrics",
+        "plots",
+        "recalibrate",
+        "report",
+        "scaling",
+        "selective",
+        "signature",
+        "thresholds",
+    }
     assert public - submodules == set(cal.__all__)
 
 
@@ -19,8 +31,10 @@ def test_import_is_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, logprobe.calibration; "
-            "heavy = {'sklearn', 'matplotlib', 'torch'}; "
-            "print(any(m.split('.')[0] in heavy for m in sys.modules))")
+    code = (
+        "import sys, logprobe.calibration; "
+        "heavy = {'sklearn', 'matplotlib', 'torch'}; "
+        "print(any(m.split('.')[0] in heavy for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -17,8 +17,10 @@ from .cal_helpers import assert_valid_png, synthetic
 
 def write_predictions(path: Path, n: int = 400, extra: list[str] | None = None) -> Path:
     conf, correct = synthetic(n)
-    lines = [json.dumps({"confidence": float(c), "correct": bool(y)})
-             for c, y in zip(conf, correct, strict=True)]
+    lines = [
+        json.dumps({"confidence": float(c), "correct": bool(y)})
+        for c, y in zip(conf, correct, strict=True)
+    ]
     path.write_text("\n".join(lines + (extra or [])) + "\n")
     return path
 
@@ -40,14 +42,33 @@ def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "skipped 1 bad row(s): line 401" in out.err
 
 
-def test_cli_recalibrate_save_target_plot(tmp_path: Path, isolated_env: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_recalibrate_save_target_plot(
+    tmp_path: Path, isolated_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = write_predictions(tmp_path / "p.jsonl")
     png = tmp_path / "rel.png"
     saved = tmp_path / "iso.json"
-    code = main(["calibrate", str(f), "--json", "--method", "isotonic", "--fit-split", "0.6",
-                 "--seed", "1", "--save", str(saved), "--target", "errors_caught=0.8",
-                 "--plot", str(png), "--bootstrap", "30"])
+    code = main(
+        [
+            "calibrate",
+            str(f),
+            "--json",
+            "--method",
+            "isotonic",
+            "--fit-split",
+            "0.6",
+            "--seed",
+            "1",
+            "--save",
+            str(saved),
+            "--target",
+            "errors_caught=0.8",
+            "--plot",
+            str(png),
+            "--bootstrap",
+            "30",
+        ]
+    )
     report = no_nan(capsys.readouterr().out)
     assert code == 0
     rec = report["recalibration"]
@@ -66,8 +87,20 @@ def test_cli_recalibrate_save_target_plot(tmp_path: Path, isolated_env: Path,
 def test_cli_human_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = write_predictions(tmp_path / "p.jsonl")
     explicit = tmp_path / "cal.json"
-    code = main(["calibrate", str(f), "--method", "platt", "--save", str(explicit),
-                 "--target", "precision=0.8", "--bootstrap", "20"])
+    code = main(
+        [
+            "calibrate",
+            str(f),
+            "--method",
+            "platt",
+            "--save",
+            str(explicit),
+            "--target",
+            "precision=0.8",
+            "--bootstrap",
+            "20",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "ECE (equal-width)" in out and "before" in out and "after" in out
@@ -88,8 +121,9 @@ def test_cli_human_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         (["{f}", "--bootstrap", "-1"], "--bootstrap must be >= 0"),
     ],
 )
-def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                    message: str) -> None:
+def test_cli_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     f = write_predictions(tmp_path / "p.jsonl", n=60)
     argv = ["calibrate"] + [a.replace("{f}", str(f)) for a in args]
     code = main(argv if "--bootstrap" in args else [*argv, "--bootstrap", "10"])
@@ -99,11 +133,13 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: li
     assert "Traceback" not in captured.err
 
 
-def test_cli_unreachable_target_is_reported_not_fatal(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_unreachable_target_is_reported_not_fatal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "p.jsonl"
     rows = [{"confidence": 0.99, "correct": False}] + [
-        {"confidence": 0.5 + i / 100, "correct": i % 3 != 0} for i in range(40)]
+        {"confidence": 0.5 + i / 100, "correct": i % 3 != 0} for i in range(40)
+    ]
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["calibrate", str(f), "--target", "precision=0.95", "--bootstrap", "10"]) == 0
     out = capsys.readouterr().out
@@ -124,15 +160,34 @@ def test_cli_real_subprocess(tmp_path: Path) -> None:
     f = write_predictions(tmp_path / "p.jsonl")
     exe = Path(sys.executable).parent / "logprobe"
     proc = subprocess.run(
-        [str(exe), "calibrate", str(f), "--json", "--method", "temperature", "--no-save",
-         "--target", "review_rate=0.1", "--bootstrap", "20"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(exe),
+            "calibrate",
+            str(f),
+            "--json",
+            "--method",
+            "temperature",
+            "--no-save",
+            "--target",
+            "review_rate=0.1",
+            "--bootstrap",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     report = no_nan(proc.stdout)
     assert report["recalibration"]["params"]["temperature"] > 0
     assert report["saved_calibrator"] is None and report["not_saved_because"] == "--no-save"
     assert report["threshold"]["review_rate"] <= 0.1
-    bad = subprocess.run([str(exe), "calibrate", str(tmp_path / "nope.jsonl")],
-                         capture_output=True, text=True, timeout=120, check=False)
+    bad = subprocess.run(
+        [str(exe), "calibrate", str(tmp_path / "nope.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: predictions file not found")

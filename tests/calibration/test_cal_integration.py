@@ -25,21 +25,51 @@ def _out(capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 @pytest.mark.slow
-def test_classify_val_calibrate_classify_test(tmp_path: Path, shared_data: Path,
-                                              isolated_env: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_classify_val_calibrate_classify_test(
+    tmp_path: Path, shared_data: Path, isolated_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = str(shared_data / "sst2" / "dev.tsv")
     val, test = tmp_path / "val.jsonl", tmp_path / "test.jsonl"
-    assert main(["classify", "--dataset", data, *SST2, "--limit", "16", "--seed", "0",
-                 "--out", str(val), "--json"]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "classify",
+                "--dataset",
+                data,
+                *SST2,
+                "--limit",
+                "16",
+                "--seed",
+                "0",
+                "--out",
+                str(val),
+                "--json",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     assert _out(capsys)["calibrated"] is False
     rows = [json.loads(x) for x in val.read_text().splitlines()]
     sig = rows[0]["signature"]
     assert all(r["signature"] == sig and r["model"] == sig["model"] for r in rows)
     assert sig["labels"] == ["positive", "negative"] and sig["method"] == "exact"
 
-    assert main(["calibrate", str(val), "--method", "vector", "--fit-split", "1.0",
-                 "--bootstrap", "20", "--json"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                str(val),
+                "--method",
+                "vector",
+                "--fit-split",
+                "1.0",
+                "--bootstrap",
+                "20",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = _out(capsys)
     saved = Path(report["saved_calibrator"])
     assert saved.is_relative_to(isolated_env / "calibrators" / "tasks")
@@ -47,8 +77,24 @@ def test_classify_val_calibrate_classify_test(tmp_path: Path, shared_data: Path,
     assert cal.method == "vector" and cal.signature is not None and cal.signature.id == sig["id"]
     assert saved == task_calibrator_path(cal.signature)
 
-    assert main(["classify", "--dataset", data, *SST2, "--limit", "6", "--seed", "1",
-                 "--out", str(test), "--json"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "--dataset",
+                data,
+                *SST2,
+                "--limit",
+                "6",
+                "--seed",
+                "1",
+                "--out",
+                str(test),
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = _out(capsys)
     assert summary["calibrated"] is True and summary["written"] == 6
     for r in (json.loads(x) for x in test.read_text().splitlines()):
@@ -65,20 +111,22 @@ def test_classify_val_calibrate_classify_test(tmp_path: Path, shared_data: Path,
     # the same task applies it; another label order or template does not, and forcing it errors
     assert main(["classify", REVIEW, *SST2[:2], "--threads", "1", "--json"]) == 0
     assert _out(capsys)["calibrator"] == "vector"
-    for other in (["--labels", "negative,positive"], ["--labels", "positive,negative",
-                                                      "--template", "Review: {text}\nIt is"]):
+    for other in (
+        ["--labels", "negative,positive"],
+        ["--labels", "positive,negative", "--template", "Review: {text}\nIt is"],
+    ):
         assert main(["classify", REVIEW, *other, "--threads", "1", "--json"]) == 0
         out = _out(capsys)
         assert out["calibrated"] is False and out["calibrator"] is None
         assert out["probs"] == out["raw_probs"]
-        assert main(["classify", REVIEW, *other, "--threads", "1", "--calibrator",
-                     str(saved)]) == 2
+        assert main(["classify", REVIEW, *other, "--threads", "1", "--calibrator", str(saved)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "fitted for another task" in err
         assert f"fitted for {cal.signature.describe()}" in err and "this task is" in err
 
-    assert main(["calibrate", str(val), "--method", "contextual", "--bootstrap", "0",
-                 "--json"]) == 0
+    assert (
+        main(["calibrate", str(val), "--method", "contextual", "--bootstrap", "0", "--json"]) == 0
+    )
     rec = _out(capsys)["recalibration"]
     assert rec["method"] == "contextual" and abs(sum(rec["params"]["prior"]) - 1) < 1e-9
 
@@ -115,8 +163,13 @@ def test_classify_reports_calibrated_beside_raw(engine: Any) -> None:
     raw = classify(engine, REVIEW, labels, abstain_margin=0.5)
     loser = min(raw.probs, key=raw.probs.__getitem__)
     push = tuple(20.0 if lab == loser else -20.0 for lab in labels)
-    r = classify(engine, REVIEW, labels, abstain_margin=0.5,
-                 calibrator=VectorCalibrator(scale=1.0, bias=push, labels=tuple(labels)))
+    r = classify(
+        engine,
+        REVIEW,
+        labels,
+        abstain_margin=0.5,
+        calibrator=VectorCalibrator(scale=1.0, bias=push, labels=tuple(labels)),
+    )
     assert r.label == loser and r.raw is not None and r.raw.label == raw.label  # decision moved
     assert r.raw.probs == pytest.approx(raw.probs) and r.confidence > 0.99
     assert r.margin == pytest.approx(r.probs[loser] - r.probs[raw.label])
@@ -125,7 +178,11 @@ def test_classify_reports_calibrated_beside_raw(engine: Any) -> None:
     assert (d["label"], d["raw_label"], d["calibrator"]) == (loser, raw.label, "vector")
     assert d["raw_confidence"] == pytest.approx(raw.confidence)
     # a map of the top-label confidence keeps the model's label, even when it calibrates it down
-    p = classify(engine, REVIEW, labels,
-                 calibrator=PlattCalibrator(slope=1.0, intercept=-8.0, labels=tuple(labels)))
+    p = classify(
+        engine,
+        REVIEW,
+        labels,
+        calibrator=PlattCalibrator(slope=1.0, intercept=-8.0, labels=tuple(labels)),
+    )
     assert p.label == raw.label and p.confidence < raw.confidence
     assert p.margin < 0 and p.to_dict()["calibrator"] == "platt"

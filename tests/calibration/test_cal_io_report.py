@@ -34,10 +34,17 @@ def classify_rows(n: int = 300, seed: int = 0) -> list[dict]:
     for _ in range(n):
         p = rng.dirichlet([4.0, 1.0, 1.0])
         p = p[rng.permutation(3)]
-        gold = labels[rng.choice(3, p=p ** 0.5 / (p ** 0.5).sum())]
+        gold = labels[rng.choice(3, p=p**0.5 / (p**0.5).sum())]
         label = labels[int(p.argmax())]
-        rows.append({"label": label, "probs": dict(zip(labels, p.tolist(), strict=True)),
-                     "confidence": float(p.max()), "gold": gold, "correct": label == gold})
+        rows.append(
+            {
+                "label": label,
+                "probs": dict(zip(labels, p.tolist(), strict=True)),
+                "confidence": float(p.max()),
+                "gold": gold,
+                "correct": label == gold,
+            }
+        )
     return rows
 
 
@@ -82,7 +89,7 @@ def test_bad_rows_are_skipped_with_reasons(tmp_path: Path) -> None:
 
 def test_derived_fields_and_logprobs(tmp_path: Path) -> None:
     rows = [
-        {"probs": [0.2, 0.8], "gold": 1},                    # label=argmax, conf from probs
+        {"probs": [0.2, 0.8], "gold": 1},  # label=argmax, conf from probs
         {"logprobs": {"yes": math.log(0.3), "no": math.log(0.7)}, "label": "yes", "gold": "no"},
         {"probs": {"x": 0.45, "y": 0.45}, "label": "y", "gold": "y"},  # renormalised
     ]
@@ -113,13 +120,29 @@ def no_nan(text: str) -> dict:
 
 def test_report_metrics_recalibration_threshold(tmp_path: Path) -> None:
     p = predictions_from_rows(classify_rows(600), source="mem")
-    opts = ReportOptions(n_boot=100, seed=1, method="temperature",
-                         target=parse_target("errors_caught=0.8"), model="toy")
+    opts = ReportOptions(
+        n_boot=100,
+        seed=1,
+        method="temperature",
+        target=parse_target("errors_caught=0.8"),
+        model="toy",
+    )
     report, cal = calibration_report(p, opts)
     no_nan(json.dumps(report, allow_nan=False))
     met = report["metrics"]
-    assert {"accuracy", "ece", "ece_equal_mass", "mce", "brier", "brier_multiclass", "log_loss",
-            "nll_multiclass", "roc_auc", "aurc", "prr"} <= set(met)
+    assert {
+        "accuracy",
+        "ece",
+        "ece_equal_mass",
+        "mce",
+        "brier",
+        "brier_multiclass",
+        "log_loss",
+        "nll_multiclass",
+        "roc_auc",
+        "aurc",
+        "prr",
+    } <= set(met)
     for row in met.values():
         lo, hi = row["ci"]
         assert lo <= row["value"] <= hi
@@ -134,8 +157,9 @@ def test_report_metrics_recalibration_threshold(tmp_path: Path) -> None:
 
 def test_report_fallbacks_are_noted() -> None:
     p = predictions_from_rows([{"confidence": c, "correct": True} for c in (0.6, 0.7, 0.9)] * 10)
-    report, cal = calibration_report(p, ReportOptions(n_boot=20, method="platt",
-                                                      target=parse_target("errors_caught=0.8")))
+    report, cal = calibration_report(
+        p, ReportOptions(n_boot=20, method="platt", target=parse_target("errors_caught=0.8"))
+    )
     assert report["n_bins"] == 3
     assert report["metrics"]["roc_auc"] == {"value": None, "ci": None}
     assert report["metrics"]["prr"]["value"] is None
@@ -146,38 +170,59 @@ def test_report_fallbacks_are_noted() -> None:
 
 
 def test_tiny_input_still_reports() -> None:
-    report, _ = calibration_report(predictions_from_rows([{"confidence": 0.7, "correct": False}]),
-                                   ReportOptions(n_boot=50))
+    report, _ = calibration_report(
+        predictions_from_rows([{"confidence": 0.7, "correct": False}]), ReportOptions(n_boot=50)
+    )
     assert report["n_bins"] == 1 and report["metrics"]["ece"]["value"] == pytest.approx(0.7)
     assert report["metrics"]["ece"]["ci"] is None
 
 
 def test_json_safe() -> None:
-    out = json_safe({"a": np.float64("nan"), "b": [np.int64(3), float("inf")], "c": np.bool_(True),
-                     "d": np.array([0.5, np.nan])})
+    out = json_safe(
+        {
+            "a": np.float64("nan"),
+            "b": [np.int64(3), float("inf")],
+            "c": np.bool_(True),
+            "d": np.array([0.5, np.nan]),
+        }
+    )
     assert out == {"a": None, "b": [3, None], "c": True, "d": [0.5, None]}
 
 
 def test_raw_confidence_is_preferred_and_calibrated_rows_are_noted() -> None:
     rows = [
-        {"label": "a", "probs": {"a": 0.9, "b": 0.1}, "confidence": 0.7, "raw_confidence": 0.9,
-         "gold": "a", "correct": True},
-        {"label": "b", "probs": {"a": 0.2, "b": 0.8}, "confidence": 0.6, "gold": "a",
-         "correct": False},
+        {
+            "label": "a",
+            "probs": {"a": 0.9, "b": 0.1},
+            "confidence": 0.7,
+            "raw_confidence": 0.9,
+            "gold": "a",
+            "correct": True,
+        },
+        {
+            "label": "b",
+            "probs": {"a": 0.2, "b": 0.8},
+            "confidence": 0.6,
+            "gold": "a",
+            "correct": False,
+        },
     ]
     p = predictions_from_rows(rows)
     assert p.confidence.tolist() == [0.9, 0.6]
-    assert p.notes == ("1 row(s) were calibrated when written: their raw outputs "
-                       "(raw_confidence, raw_probs) are used",
-                       "1 row(s) have a confidence that differs from probs[label] (already "
-                       "calibrated?): a calibrator fitted on them stacks on the first")
+    assert p.notes == (
+        "1 row(s) were calibrated when written: their raw outputs "
+        "(raw_confidence, raw_probs) are used",
+        "1 row(s) have a confidence that differs from probs[label] (already "
+        "calibrated?): a calibrator fitted on them stacks on the first",
+    )
 
 
 def test_inverted_platt_fit_is_noted() -> None:
     rng = np.random.default_rng(3)
     conf = rng.uniform(0.5, 1.0, size=400)
     rows = [{"confidence": float(c), "correct": bool(rng.random() < 1.4 - c)} for c in conf]
-    report, cal = calibration_report(predictions_from_rows(rows),
-                                     ReportOptions(n_boot=0, method="platt"))
+    report, cal = calibration_report(
+        predictions_from_rows(rows), ReportOptions(n_boot=0, method="platt")
+    )
     assert cal is not None and cal.slope < 0  # type: ignore[attr-defined]
     assert any("Platt slope" in n and "no ranking signal" in n for n in report["notes"])

@@ -39,8 +39,9 @@ def ref_bins(conf: list[float], correct: list[int], n_bins: int) -> list[tuple[i
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     out = []
     for m in range(n_bins):
-        members = [i for i, c in enumerate(conf)
-                   if (edges[m] < c <= edges[m + 1]) or (m == 0 and c == 0.0)]
+        members = [
+            i for i, c in enumerate(conf) if (edges[m] < c <= edges[m + 1]) or (m == 0 and c == 0.0)
+        ]
         if members:
             acc = sum(correct[i] for i in members) / len(members)
             avg = sum(conf[i] for i in members) / len(members)
@@ -62,7 +63,7 @@ def ref_ece_mass(conf: list[float], correct: list[int], n_bins: int) -> float:
     size, extra = divmod(len(conf), n_bins)
     total, start = 0.0, 0
     for m in range(n_bins):
-        members = order[start:start + size + (1 if m < extra else 0)]
+        members = order[start : start + size + (1 if m < extra else 0)]
         start += len(members)
         acc = sum(correct[i] for i in members) / len(members)
         avg = sum(conf[i] for i in members) / len(members)
@@ -75,8 +76,10 @@ def ref_brier(conf: list[float], correct: list[int]) -> float:
 
 
 def ref_brier_mc(probs: list[list[float]], gold: list[int]) -> float:
-    return sum(sum((p - (1.0 if k == g else 0.0)) ** 2 for k, p in enumerate(row))
-               for row, g in zip(probs, gold, strict=True)) / len(gold)
+    return sum(
+        sum((p - (1.0 if k == g else 0.0)) ** 2 for k, p in enumerate(row))
+        for row, g in zip(probs, gold, strict=True)
+    ) / len(gold)
 
 
 def fixed_inputs(seed: int = 7, n: int = 500) -> tuple[list[float], list[int]]:
@@ -110,7 +113,8 @@ def test_brier_matches_reference_and_multiclass_reference() -> None:
     probs = rng.dirichlet([1.0, 2.0, 3.0], size=200)
     gold = rng.integers(0, 3, size=200)
     assert brier_multiclass(probs, gold) == pytest.approx(
-        ref_brier_mc(probs.tolist(), gold.tolist()), abs=1e-12)
+        ref_brier_mc(probs.tolist(), gold.tolist()), abs=1e-12
+    )
 
 
 def test_bins_match_sklearn_calibration_curve() -> None:
@@ -130,7 +134,8 @@ def test_log_loss_and_auc_match_sklearn() -> None:
     probs = rng.dirichlet([1.0, 1.0, 1.0, 1.0], size=300)
     gold = rng.integers(0, 4, size=300)
     assert nll_multiclass(probs, gold) == pytest.approx(
-        sk_log_loss(gold, probs, labels=[0, 1, 2, 3]), rel=1e-9)
+        sk_log_loss(gold, probs, labels=[0, 1, 2, 3]), rel=1e-9
+    )
 
 
 def test_auc_with_ties_matches_sklearn() -> None:
@@ -150,7 +155,8 @@ def test_hand_case() -> None:
     assert ece(HAND_CONF, HAND_CORRECT, 5) == pytest.approx(0.5 * 0.1 + 0.25 * 0.75 + 0.25 * 0.3)
     assert mce(HAND_CONF, HAND_CORRECT, 5) == pytest.approx(0.75)
     assert ece(HAND_CONF, HAND_CORRECT, 2, binning="equal_mass") == pytest.approx(
-        0.5 * 0.525 + 0.5 * 0.1)
+        0.5 * 0.525 + 0.5 * 0.1
+    )
     assert brier_score(HAND_CONF, HAND_CORRECT) == pytest.approx(0.6775 / 4)
     assert roc_auc(HAND_CONF, HAND_CORRECT) == 1.0
     # risks at coverage 1/4..4/4: 0, 0, 1/3, 1/2
@@ -307,8 +313,9 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
     assert ci1[0] < ece(c, y, 10) < ci1[1]
     assert bootstrap_ci(stat, c.size, n_boot=0) is None
     assert bootstrap_ci(lambda w: None, c.size, n_boot=20) is None
-    many = bootstrap_cis(lambda w: {"mean": float(np.dot(w, c) / c.size), "none": None},
-                         c.size, n_boot=200, seed=4)
+    many = bootstrap_cis(
+        lambda w: {"mean": float(np.dot(w, c) / c.size), "none": None}, c.size, n_boot=200, seed=4
+    )
     assert set(many) == {"mean"} and many["mean"][0] < c.mean() < many["mean"][1]
     with pytest.raises(CalibrationError, match="n_boot"):
         bootstrap_cis(lambda w: {}, c.size, n_boot=-1)

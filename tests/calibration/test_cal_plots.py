@@ -46,17 +46,24 @@ def test_risk_coverage_data_is_thinned_and_ends_at_full_coverage() -> None:
 
 def test_png_is_written_and_valid(tmp_path: Path) -> None:
     conf, correct = synthetic()
-    out = save_calibration_plot(tmp_path / "a" / "plot.png", conf, correct,
-                                calibrated=np.sqrt(conf) * 0.9, title="test")
+    out = save_calibration_plot(
+        tmp_path / "a" / "plot.png", conf, correct, calibrated=np.sqrt(conf) * 0.9, title="test"
+    )
     assert assert_valid_png(out) == (1000, 440)
-    several = save_calibration_plot(tmp_path / "b.png", conf, correct, n_bins=10,
-                                    calibrated={"platt": conf * 0.8, "isotonic": conf**2})
+    several = save_calibration_plot(
+        tmp_path / "b.png",
+        conf,
+        correct,
+        n_bins=10,
+        calibrated={"platt": conf * 0.8, "isotonic": conf**2},
+    )
     assert assert_valid_png(several) == (1000, 440)
     assert several.read_bytes() != out.read_bytes()
 
 
-def test_missing_matplotlib_is_a_clear_error(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_matplotlib_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     conf, correct = synthetic(50)
     with pytest.raises(CalibrationError, match="needs matplotlib"):

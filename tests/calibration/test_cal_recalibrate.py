@@ -145,8 +145,9 @@ def test_save_load_round_trip_per_model(isolated_env) -> None:
         assert path == isolated_env / "calibrators" / f"tiny-{method}.json"
         loaded = load_calibrator(f"tiny-{method}")
         assert loaded == cal
-        np.testing.assert_allclose(loaded.apply_confidence(conf[:50]),
-                                   cal.apply_confidence(conf[:50]))
+        np.testing.assert_allclose(
+            loaded.apply_confidence(conf[:50]), cal.apply_confidence(conf[:50])
+        )
         json.loads(path.read_text(), parse_constant=pytest.fail)  # no NaN/Infinity
     assert load_calibrator("no-such-model") is None
 
@@ -178,8 +179,9 @@ def test_explicit_path_and_corrupt_files(tmp_path) -> None:
     with pytest.raises(CalibrationError, match="unknown calibration method"):
         load_calibrator(path=bad)
     # a file saved under one model's name but holding another's
-    other = save_calibrator(PlattCalibrator(slope=1.0, intercept=0.0, model="other"),
-                            calibrator_path("mine"))
+    other = save_calibrator(
+        PlattCalibrator(slope=1.0, intercept=0.0, model="other"), calibrator_path("mine")
+    )
     with pytest.raises(CalibrationError, match="holds a calibrator for 'other'"):
         load_calibrator("mine")
     assert other.is_file()

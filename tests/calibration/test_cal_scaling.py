@@ -37,7 +37,7 @@ def test_decision_changing_maps_fix_a_biased_classifier(method: str) -> None:
     cal = fit_calibrator(method, probs=fit_p, gold=fit_g, labels=("a", "b", "c"))
     after = cal.apply_probs(test_p)
     assert np.allclose(after.sum(axis=1), 1.0)
-    assert _accuracy(after, test_g) > raw_acc + 0.1          # the decision moved, for the better
+    assert _accuracy(after, test_g) > raw_acc + 0.1  # the decision moved, for the better
     assert (after.argmax(axis=1) != test_p.argmax(axis=1)).mean() > 0.1
     assert nll_multiclass(after, test_g) < nll_multiclass(test_p, test_g)
     conf = after.max(axis=1)
@@ -84,7 +84,7 @@ def test_matrix_binary_and_unseen_labels() -> None:
     assert isinstance(cal, MatrixCalibrator) and len(cal.bias) == 2
     assert _accuracy(cal.apply_probs(p), g) >= _accuracy(p, g)
     p3, g3 = biased_probs(300, k=3, seed=5)
-    keep = g3 != 2                                    # label 2 never seen in the fit rows
+    keep = g3 != 2  # label 2 never seen in the fit rows
     cal3 = fit_calibrator("matrix", probs=p3[keep], gold=g3[keep])
     assert (cal3.apply_probs(p3).argmax(axis=1) != 2).all()
 
@@ -115,8 +115,10 @@ def test_contextual_divides_out_the_prior() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.floats(0.01, 1.0), min_size=2, max_size=6),
-       st.lists(st.floats(0.01, 1.0), min_size=6, max_size=6))
+@given(
+    st.lists(st.floats(0.01, 1.0), min_size=2, max_size=6),
+    st.lists(st.floats(0.01, 1.0), min_size=6, max_size=6),
+)
 def test_identity_maps(weights: list[float], other: list[float]) -> None:
     k = len(weights)
     p = np.asarray(weights) / sum(weights)
@@ -141,9 +143,9 @@ def test_auto_picks_a_decision_changing_map_for_a_biased_model() -> None:
 
 def test_auto_says_when_nothing_helps() -> None:
     rng = np.random.default_rng(9)
-    p = rng.dirichlet(np.ones(3), size=400)            # a perfectly calibrated model:
+    p = rng.dirichlet(np.ones(3), size=400)  # a perfectly calibrated model:
     g = np.array([rng.choice(3, p=row) for row in p])  # gold drawn from its own distribution
-    cal = fit_contextual([[0.98, 0.01, 0.01]])        # a bad prior, scored as a candidate
+    cal = fit_contextual([[0.98, 0.01, 0.01]])  # a bad prior, scored as a candidate
     choice = choose_method(p, g, folds=5, seed=0, contextual=cal)
     assert choice.method == "none"
     assert choice.reason.startswith("no method beats the raw distribution")

@@ -17,13 +17,13 @@ CORRECT = [0, 1, 0, 1, 1]
 @pytest.mark.parametrize(
     ("target", "threshold", "review_rate"),
     [
-        ("errors_caught=1.0", 0.4, 0.6),   # flag 0.1, 0.2, 0.3: both errors caught
-        ("errors_caught=0.5", 0.2, 0.2),   # flag 0.1 only
-        ("precision=1.0", 0.4, 0.6),       # accept {0.4, 0.9}: all right
-        ("precision=0.6", 0.1, 0.0),       # accept all: 3/5 right
-        ("review_rate=0.5", 0.3, 0.4),     # at most 2.5 of 5 flagged -> 2
+        ("errors_caught=1.0", 0.4, 0.6),  # flag 0.1, 0.2, 0.3: both errors caught
+        ("errors_caught=0.5", 0.2, 0.2),  # flag 0.1 only
+        ("precision=1.0", 0.4, 0.6),  # accept {0.4, 0.9}: all right
+        ("precision=0.6", 0.1, 0.0),  # accept all: 3/5 right
+        ("review_rate=0.5", 0.3, 0.4),  # at most 2.5 of 5 flagged -> 2
         ("review_rate=0", 0.1, 0.0),
-        ("escalation_cost=0.3", 0.4, 0.6), # costs .4 .26 .32 .18 .24 .30 -> min at 0.4
+        ("escalation_cost=0.3", 0.4, 0.6),  # costs .4 .26 .32 .18 .24 .30 -> min at 0.4
     ],
 )
 def test_hand_computed_thresholds(target: str, threshold: float, review_rate: float) -> None:
@@ -133,10 +133,14 @@ def labelled(draw: st.DrawFn) -> tuple[list[float], list[bool]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(labelled(), st.sampled_from(["errors_caught", "precision", "review_rate"]),
-       st.floats(0.05, 0.95))
+@given(
+    labelled(),
+    st.sampled_from(["errors_caught", "precision", "review_rate"]),
+    st.floats(0.05, 0.95),
+)
 def test_chosen_threshold_meets_target_and_is_the_best_that_does(
-        data: tuple[list[float], list[bool]], kind: str, value: float) -> None:
+    data: tuple[list[float], list[bool]], kind: str, value: float
+) -> None:
     conf, correct = data
     c, y = np.array(conf), np.array(correct)
 
@@ -154,7 +158,8 @@ def test_chosen_threshold_meets_target_and_is_the_best_that_does(
     except CalibrationError:
         # only when truly impossible: no errors to catch, or no threshold reaches the precision
         assert (kind == "errors_caught" and y.all()) or (
-            kind == "precision" and not any(meets(u) for u in candidates))
+            kind == "precision" and not any(meets(u) for u in candidates)
+        )
         return
     t = choice.threshold
     assert meets(t)

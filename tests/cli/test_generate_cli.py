@@ -1,4 +1,4 @@
-"""`logprobe generate` / `logprobe score` on the real embedded model, in-process and as a process."""
+"""`logprobe generate` / `logprobe score` on the real embedded model, in process and as process."""
 
 from __future__ import annotations
 
@@ -25,14 +25,16 @@ def test_generate_json_has_completion_and_report(capsys: pytest.CaptureFixture[s
     out = run_json(capsys, "generate", "Name a colour.", "--max-tokens", "8", "-k", "3")
     ch = out["completion"]["choices"][0]
     assert ch["tokens"] and len(ch["tokens"]) <= 8
-    assert bytes(b for t in ch["tokens"] for b in t["bytes"]).decode("utf-8", "replace") == \
-        ch["text"]
+    assert (
+        bytes(b for t in ch["tokens"] for b in t["bytes"]).decode("utf-8", "replace") == ch["text"]
+    )
     for t in ch["tokens"]:
         assert len(t["top_logprobs"]) == 3 and t["logprob"] <= 0
     rep = out["report"]
     assert rep["decision"] in ("publish", "review", "reject")
     assert rep["summary"]["mean_logprob"] == pytest.approx(
-        sum(t["logprob"] for t in ch["tokens"]) / len(ch["tokens"]), abs=1e-6)
+        sum(t["logprob"] for t in ch["tokens"]) / len(ch["tokens"]), abs=1e-6
+    )
 
 
 def test_score_json_perplexity(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,17 +52,21 @@ def test_generate_pretty_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "decision:" in out and "logprob" in out and "legend" in out
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["generate", ""], "empty"),
-    (["generate", "hi", "--model", "/no/such.gguf"], "not found"),
-    (["generate", "hi", "-k", "99"], "top_logprobs"),
-    (["generate", "hi", "--max-tokens", "-3"], "max_tokens"),
-    (["generate", "hi", "--temperature", "9"], "temperature"),
-    (["score", ""], "empty"),
-    (["generate", "hi", "--bogus-flag"], "bogus"),
-])
-def test_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: list[str],
-                                   needle: str) -> None:
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["generate", ""], "empty"),
+        (["generate", "hi", "--model", "/no/such.gguf"], "not found"),
+        (["generate", "hi", "-k", "99"], "top_logprobs"),
+        (["generate", "hi", "--max-tokens", "-3"], "max_tokens"),
+        (["generate", "hi", "--temperature", "9"], "temperature"),
+        (["score", ""], "empty"),
+        (["generate", "hi", "--bogus-flag"], "bogus"),
+    ],
+)
+def test_bad_input_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and needle in err
@@ -69,25 +75,47 @@ def test_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: lis
 
 def test_real_process_invalid_utf8_and_long_prompt(tmp_path: Path) -> None:
     env = os.environ | {"PYTHONIOENCODING": "utf-8"}
-    bad = subprocess.run([LOGPROBE.encode(), b"generate", b"caf\xff"], capture_output=True,
-                         env=env, timeout=120)
+    bad = subprocess.run(
+        [LOGPROBE.encode(), b"generate", b"caf\xff"], capture_output=True, env=env, timeout=120
+    )
     assert bad.returncode == 2
     assert b"UTF-8" in bad.stderr and b"Traceback" not in bad.stderr
-    long = subprocess.run([LOGPROBE, "score", "word " * 9000], capture_output=True, text=True,
-                          env=env, timeout=120)
+    long = subprocess.run(
+        [LOGPROBE, "score", "word " * 9000], capture_output=True, text=True, env=env, timeout=120
+    )
     assert long.returncode == 2 and "context length" in long.stderr
-    ok = subprocess.run([LOGPROBE, "score", "Hello there.", "--json"], capture_output=True,
-                        text=True, env=env, timeout=120)
+    ok = subprocess.run(
+        [LOGPROBE, "score", "Hello there.", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert ok.returncode == 0 and json.loads(ok.stdout)["tokens"][0]["token"] == "Hello"
 
 
-def test_generate_and_score_record_into_a_run(capsys: pytest.CaptureFixture[str],
-                                              tmp_path: Path) -> None:
+def test_generate_and_score_record_into_a_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from logprobe.store import Store
 
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    assert main(["generate", "Name a fruit.", "--max-tokens", "5", "--run", "demo", "--db", db,
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "Name a fruit.",
+                "--max-tokens",
+                "5",
+                "--run",
+                "demo",
+                "--db",
+                db,
+                "--json",
+            ]
+        )
+        == 0
+    )
     gen = json.loads(capsys.readouterr().out)
     assert main(["score", "An apple a day.", "--run", "demo", "--db", db, "--json"]) == 0
     capsys.readouterr()

@@ -48,15 +48,18 @@ def test_greedy_chat_properties(engine: LlamaEngine) -> None:
 
 
 def test_sampled_ranks_and_alternatives(engine: LlamaEngine) -> None:
-    c = engine.complete("Once upon a time", GenerationParams.make(
-        temperature=1.5, seed=7, max_tokens=40, top_logprobs=20))
+    c = engine.complete(
+        "Once upon a time",
+        GenerationParams.make(temperature=1.5, seed=7, max_tokens=40, top_logprobs=20),
+    )
     check_token_invariants(c.tokens, exact_top=False)
     # the rank is the 1-based position of the chosen token whenever it is among the alternatives
     for t in c.tokens:
         ids = [a.id for a in t.top_logprobs]
         if t.id in ids:
-            assert t.rank == ids.index(t.id) + 1 or t.top_logprobs[t.rank - 1].logprob == \
-                pytest.approx(t.logprob)
+            assert t.rank == ids.index(t.id) + 1 or t.top_logprobs[
+                t.rank - 1
+            ].logprob == pytest.approx(t.logprob)
         else:
             assert t.rank > 20
 
@@ -66,17 +69,21 @@ def test_seed_reproducible_and_n_choices_differ(engine: LlamaEngine) -> None:
     a = engine.complete("My favourite food is", p)
     b = engine.complete("My favourite food is", p)
     assert [c.text for c in a.choices] == [c.text for c in b.choices]
-    assert [[t.id for t in c.tokens] for c in a.choices] == [[t.id for t in c.tokens]
-                                                            for c in b.choices]
+    assert [[t.id for t in c.tokens] for c in a.choices] == [
+        [t.id for t in c.tokens] for c in b.choices
+    ]
     assert len({c.text for c in a.choices}) > 1  # each choice has its own random stream
     assert [c.index for c in a.choices] == [0, 1, 2]
 
 
-@pytest.mark.parametrize("prompt", [
-    "Translate to Chinese: good morning, friend",
-    "Reply with emoji only: 🎉🚀🧪👩‍🔬",
-    "日本語で答えてください：空はなぜ青いのですか？",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Translate to Chinese: good morning, friend",
+        "Reply with emoji only: 🎉🚀🧪👩‍🔬",
+        "日本語で答えてください：空はなぜ青いのですか？",
+    ],
+)
 def test_bytes_rebuild_text_with_split_characters(engine: LlamaEngine, prompt: str) -> None:
     c = engine.chat([{"role": "user", "content": prompt}], greedy(max_tokens=48))
     joined = b"".join(t.bytes for t in c.tokens)
@@ -123,7 +130,8 @@ def test_scoring_the_generation_reproduces_its_logprobs(engine: LlamaEngine) -> 
     for g, r in zip(c.tokens, s.tokens, strict=True):  # bit for bit, alternatives included
         assert r.logprob == g.logprob and r.entropy == g.entropy and r.rank == g.rank
         assert [(a.id, a.logprob) for a in r.top_logprobs] == [
-            (a.id, a.logprob) for a in g.top_logprobs]
+            (a.id, a.logprob) for a in g.top_logprobs
+        ]
 
 
 def test_score_first_token_has_no_logprob_and_perplexity(engine: LlamaEngine) -> None:
@@ -192,11 +200,21 @@ def test_stop_sequences_cut_text(engine: LlamaEngine) -> None:
 
 
 def test_processed_mode_reflects_sampling_distribution(engine: LlamaEngine) -> None:
-    raw = engine.complete("The weather today is", GenerationParams.make(
-        temperature=0.5, top_k=3, seed=1, max_tokens=10, top_logprobs=5))
-    proc = engine.complete("The weather today is", GenerationParams.make(
-        temperature=0.5, top_k=3, seed=1, max_tokens=10, top_logprobs=5,
-        logprob_mode="processed"))
+    raw = engine.complete(
+        "The weather today is",
+        GenerationParams.make(temperature=0.5, top_k=3, seed=1, max_tokens=10, top_logprobs=5),
+    )
+    proc = engine.complete(
+        "The weather today is",
+        GenerationParams.make(
+            temperature=0.5,
+            top_k=3,
+            seed=1,
+            max_tokens=10,
+            top_logprobs=5,
+            logprob_mode="processed",
+        ),
+    )
     assert [t.id for t in raw.tokens] == [t.id for t in proc.tokens]
     assert proc.logprob_mode == "processed"
     for t in proc.tokens:
@@ -215,8 +233,9 @@ def test_logit_bias_forces_a_token(engine: LlamaEngine) -> None:
 
 def test_whole_vocabulary_alternatives() -> None:
     with LlamaEngine(max_logprobs=-1, n_threads=2, n_ctx=512, n_seq_max=2) as eng:
-        p = GenerationParams.make(temperature=0, max_tokens=2, top_logprobs=eng.n_vocab,
-                                  max_logprobs=eng.max_logprobs)
+        p = GenerationParams.make(
+            temperature=0, max_tokens=2, top_logprobs=eng.n_vocab, max_logprobs=eng.max_logprobs
+        )
         c = eng.complete("Hi", p)
         alts = c.tokens[0].top_logprobs
         assert len(alts) == eng.n_vocab
@@ -265,8 +284,9 @@ def test_concurrent_chats_share_their_system_prompt(engine: LlamaEngine) -> None
     finally:
         running.close()
     shared = engine.stats.get("shared_prefix_tokens", 0) - shared0
-    ids = [engine.tokenize(engine.render_chat(m), add_bos=True, special=True)
-           for m in (first, second)]
+    ids = [
+        engine.tokenize(engine.render_chat(m), add_bos=True, special=True) for m in (first, second)
+    ]
     from logprobe.engines._scheduler import common_prefix
 
     # the second chat's own earlier run is cached, so it reuses even more than the system prompt
@@ -290,16 +310,19 @@ def test_closing_a_stream_cancels_generation(engine: LlamaEngine) -> None:
     assert engine.stats["cancelled_sequences"] == before + 1
 
 
-@pytest.mark.parametrize("kw, param", [
-    ({"max_tokens": -1}, "max_tokens"),
-    ({"top_logprobs": 21}, "top_logprobs"),
-    ({"temperature": -0.5}, "temperature"),
-    ({"top_p": 0}, "top_p"),
-    ({"n": 0}, "n"),
-    ({"stop": [""]}, "stop"),
-    ({"temperature": float("nan")}, "temperature"),
-    ({"max_tokens": "ten"}, "max_tokens"),
-])
+@pytest.mark.parametrize(
+    "kw, param",
+    [
+        ({"max_tokens": -1}, "max_tokens"),
+        ({"top_logprobs": 21}, "top_logprobs"),
+        ({"temperature": -0.5}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"n": 0}, "n"),
+        ({"stop": [""]}, "stop"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"max_tokens": "ten"}, "max_tokens"),
+    ],
+)
 def test_bad_params_name_the_field(kw: dict, param: str) -> None:
     with pytest.raises(InvalidRequestError) as e:
         GenerationParams.make(**kw)
@@ -346,7 +369,8 @@ def test_closing_a_stream_before_reading_cancels(engine: LlamaEngine) -> None:
 
 
 def test_a_scheduler_bug_fails_the_request_and_the_engine_recovers(
-        engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An unexpected exception inside the scheduler thread must reach the caller as an
     EngineError (never a hang), and later requests must still work with exact results."""
     from logprobe.errors import EngineError
@@ -382,8 +406,9 @@ def test_score_with_messages_reproduces_chat_logprobs(engine: LlamaEngine) -> No
     several = engine.score_continuations(None, [ids, ids[:3]], messages=QUESTION)
     assert [t.logprob for t in several[1].tokens] == [t.logprob for t in s.tokens[:3]]
     as_text = engine.score(ids, prompt=engine.render_chat(QUESTION))
-    assert as_text.prompt_token_count > len(engine.tokenize(
-        engine.render_chat(QUESTION), add_bos=True, special=True))
+    assert as_text.prompt_token_count > len(
+        engine.tokenize(engine.render_chat(QUESTION), add_bos=True, special=True)
+    )
     with pytest.raises(InvalidRequestError, match="either a prompt or messages"):
         engine.score_continuations("x", ["y"], messages=QUESTION)
 
@@ -407,8 +432,10 @@ def test_close_waits_for_the_decode_in_flight_and_fails_the_request() -> None:
 
     def generate() -> None:
         try:
-            for _ in eng.stream("Tell a very long story.", greedy(max_tokens=900,
-                                logit_bias={t: -100.0 for t in eng.eog_ids})):
+            for _ in eng.stream(
+                "Tell a very long story.",
+                greedy(max_tokens=900, logit_bias={t: -100.0 for t in eng.eog_ids}),
+            ):
                 started.set()
         except EngineError as e:
             errors.append(e)

@@ -38,8 +38,9 @@ def ray_local() -> Iterator[Any]:
     ray = _ray()
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+    )
     yield ray
     ray.shutdown()
 

@@ -73,8 +73,10 @@ MC_ITEMS = [
 
 
 def mc_jsonl(path: Path) -> Path:
-    path.write_text("".join(json.dumps({"query": q, "choices": c, "gold": g}) + "\n"
-                            for q, c, g in MC_ITEMS), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"query": q, "choices": c, "gold": g}) + "\n" for q, c, g in MC_ITEMS),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -86,9 +88,14 @@ def free_port() -> int:
 
 def _node_ports() -> list[str]:
     args = []
-    for flag in ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-                 "--dashboard-agent-grpc-port", "--metrics-export-port",
-                 "--runtime-env-agent-port"):
+    for flag in (
+        "--node-manager-port",
+        "--object-manager-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--metrics-export-port",
+        "--runtime-env-agent-port",
+    ):
         args += [flag, str(free_port())]
     return args + ["--num-cpus", "1", "--disable-usage-stats", "--block"]
 
@@ -101,20 +108,38 @@ class TwoNodeCluster:
         self.root = root
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.dirs = [Path(tempfile.mkdtemp(prefix="rayh", dir="/tmp")),
-                     Path(tempfile.mkdtemp(prefix="rayw", dir="/tmp"))]
+        self.dirs = [
+            Path(tempfile.mkdtemp(prefix="rayh", dir="/tmp")),
+            Path(tempfile.mkdtemp(prefix="rayw", dir="/tmp")),
+        ]
         self.env = {**os.environ, **CLUSTER_ENV}
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def _start(self, args: list[str], temp_dir: Path) -> None:
         log = (self.root / f"{temp_dir.name}.log").open("wb")
-        self.procs.append(subprocess.Popen(
-            [RAY_BIN, "start", *args, "--temp-dir", str(temp_dir), *_node_ports()],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                [RAY_BIN, "start", *args, "--temp-dir", str(temp_dir), *_node_ports()],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        )
 
     def start(self, timeout: float = 120.0) -> TwoNodeCluster:
-        self._start(["--head", "--port", str(self.port), "--include-dashboard", "false",
-                     "--ray-client-server-port", str(free_port())], self.dirs[0])
+        self._start(
+            [
+                "--head",
+                "--port",
+                str(self.port),
+                "--include-dashboard",
+                "false",
+                "--ray-client-server-port",
+                str(free_port()),
+            ],
+            self.dirs[0],
+        )
         self._wait(["status", "--address", self.address], timeout)
         self._start(["--address", self.address], self.dirs[1])
         return self
@@ -204,8 +229,8 @@ def actor_pids(cluster: TwoNodeCluster, node: int, name: str = "RowActor") -> li
     return found
 
 
-def logprobe_cli(*args: str, env: dict[str, str] | None = None,
-                 timeout: float = 400) -> subprocess.CompletedProcess[str]:
+def logprobe_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 400
+) -> subprocess.CompletedProcess[str]:
     exe = str(Path(sys.executable).with_name("logprobe"))
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, env=env)

@@ -22,8 +22,13 @@ from logprobe.tasks import classify_dataset, text_rows
 LABELS = ["positive", "negative"]
 
 
-def _run(executor: RayExecutor, fn: Any, items: list[int], kill_after: int | None = None,
-         kill: Any = None) -> list[Any]:
+def _run(
+    executor: RayExecutor,
+    fn: Any,
+    items: list[int],
+    kill_after: int | None = None,
+    kill: Any = None,
+) -> list[Any]:
     out = []
     for i, outcome in enumerate(executor.map(fn, items)):
         out.append(outcome)
@@ -39,8 +44,11 @@ def test_rows_come_back_in_input_order_with_their_errors(ray_local: Any) -> None
         assert ex.describe()["actors"] == 2
     assert [o.item for o in outs] == list(range(60))
     assert [o.item for o in outs if o.error] == [0, 13, 26, 39, 52]
-    assert all(o.result == {"n": o.item, "square": o.item ** 2, "pid": o.result["pid"]}
-               for o in outs if o.error is None)
+    assert all(
+        o.result == {"n": o.item, "square": o.item**2, "pid": o.result["pid"]}
+        for o in outs
+        if o.error is None
+    )
     assert len({o.result["pid"] for o in outs if o.result}) == 2  # both actors worked
 
 
@@ -77,23 +85,47 @@ def test_an_actor_gone_for_good_is_replaced_and_its_rows_resent(ray_local: Any) 
     assert [o.item for o in outs] == items and all(o.error is None for o in outs)
 
 
-def _classify(tmp_path: Path, data: Path, name: str, extra: list[str],
-              capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], str]:
+def _classify(
+    tmp_path: Path, data: Path, name: str, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[dict[str, Any], str]:
     out = tmp_path / f"{name}.jsonl"
-    assert main(["classify", "--dataset", str(data), "-l", ",".join(LABELS), "--out", str(out),
-                 "--json", "--uncalibrated", *extra]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "--dataset",
+                str(data),
+                "-l",
+                ",".join(LABELS),
+                "--out",
+                str(out),
+                "--json",
+                "--uncalibrated",
+                *extra,
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     return d, out.read_text(encoding="utf-8")
 
 
-FIGURES = ("rows", "written", "skipped", "labelled", "correct", "accuracy", "abstained",
-           "skipped_rows")
+FIGURES = (
+    "rows",
+    "written",
+    "skipped",
+    "labelled",
+    "correct",
+    "accuracy",
+    "abstained",
+    "skipped_rows",
+)
 
 
 @pytest.mark.slow
 def test_classify_dataset_on_ray_equals_the_local_run(
-        ray_local: Any, ray_env: None, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    ray_local: Any, ray_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = reviews_jsonl(tmp_path / "reviews.jsonl", 12)
     local, local_out = _classify(tmp_path, data, "local", [], capsys)
     on_ray, ray_out = _classify(tmp_path, data, "ray", ["--ray", "--actors", "2"], capsys)
@@ -105,8 +137,8 @@ def test_classify_dataset_on_ray_equals_the_local_run(
 
 @pytest.mark.slow
 def test_eval_mc_and_score_on_ray_equal_the_local_run(
-        ray_local: Any, ray_env: None, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    ray_local: Any, ray_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     items = mc_jsonl(tmp_path / "mc.jsonl")
     runs = {}
     for name, extra in (("local", []), ("ray", ["--ray", "--actors", "2"])):
@@ -116,21 +148,26 @@ def test_eval_mc_and_score_on_ray_equal_the_local_run(
     assert runs["ray"] == runs["local"]
     assert runs["local"][0]["n"] == 6
     texts = tmp_path / "texts.jsonl"
-    texts.write_text("".join(json.dumps({"text": f"{t} ({i})"}) + "\n"
-                             for i, (t, _) in enumerate(REVIEWS)), encoding="utf-8")
+    texts.write_text(
+        "".join(json.dumps({"text": f"{t} ({i})"}) + "\n" for i, (t, _) in enumerate(REVIEWS)),
+        encoding="utf-8",
+    )
     scored = {}
     for name, extra in (("local", []), ("ray", ["--ray", "--actors", "2"])):
         out = tmp_path / f"s-{name}.jsonl"
         assert main(["score", "--dataset", str(texts), "--out", str(out), "--json", *extra]) == 0
         d = json.loads(capsys.readouterr().out)
-        scored[name] = ({k: v for k, v in d.items() if k not in ("out", "execution")},
-                        out.read_text(encoding="utf-8"))
+        scored[name] = (
+            {k: v for k, v in d.items() if k not in ("out", "execution")},
+            out.read_text(encoding="utf-8"),
+        )
     assert scored["ray"] == scored["local"]
 
 
 @pytest.mark.slow
 def test_killing_an_engine_actor_mid_classify_loses_and_duplicates_nothing(
-        ray_local: Any, engine: Any, tmp_path: Path) -> None:
+    ray_local: Any, engine: Any, tmp_path: Path
+) -> None:
     data = reviews_jsonl(tmp_path / "reviews.jsonl", 16)
     local_out, ray_out = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     classify_dataset(engine, text_rows(data, labels=LABELS), LABELS, local_out, workers=2)
@@ -143,8 +180,9 @@ def test_killing_an_engine_actor_mid_classify_loses_and_duplicates_nothing(
             if len(done) == 3:
                 os.kill(pids[1], signal.SIGKILL)
 
-        s = classify_dataset(None, text_rows(data, labels=LABELS), LABELS, ray_out,
-                             executor=ex, on_row=on_row)
+        s = classify_dataset(
+            None, text_rows(data, labels=LABELS), LABELS, ray_out, executor=ex, on_row=on_row
+        )
     assert s.n_written == 16 and len(s.skipped) == 1
     assert ray_out.read_text(encoding="utf-8") == local_out.read_text(encoding="utf-8")
 
@@ -163,8 +201,13 @@ def test_eval_mc_with_ray_through_a_real_subprocess(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     figures = []
     for extra in ([], ["--ray", "--actors", "1"]):
-        r = subprocess.run([exe, "eval", "mc", str(items), "--json", *extra], env=env,
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [exe, "eval", "mc", str(items), "--json", *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
         figures.append(json.loads(r.stdout))
     assert figures[1] == figures[0]
@@ -176,10 +219,15 @@ def _responses_file(path: Path) -> Path:
 
     lines = []
     for i in range(12):
-        toks = tuple(TokenLogprob(token=f" w{j}", logprob=-0.1 * (i + j + 1),
-                                  bytes=f" w{j}".encode()) for j in range(3 + i % 4))
-        comp = Completion(id=f"c{i}", model="m", choices=(
-            Choice(index=0, text="".join(t.token for t in toks), tokens=toks),))
+        toks = tuple(
+            TokenLogprob(token=f" w{j}", logprob=-0.1 * (i + j + 1), bytes=f" w{j}".encode())
+            for j in range(3 + i % 4)
+        )
+        comp = Completion(
+            id=f"c{i}",
+            model="m",
+            choices=(Choice(index=0, text="".join(t.token for t in toks), tokens=toks),),
+        )
         lines.append(json.dumps(comp.to_dict()))
         if i == 5:
             lines.append("{not json")
@@ -188,8 +236,8 @@ def _responses_file(path: Path) -> Path:
 
 
 def test_gate_and_import_on_ray_equal_the_local_run(
-        ray_local: Any, ray_env: None, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    ray_local: Any, ray_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from logprobe.store import Store
 
     src = _responses_file(tmp_path / "responses.jsonl")
@@ -203,16 +251,22 @@ def test_gate_and_import_on_ray_equal_the_local_run(
     assert any("publish" in x for x in gated["local"][0])
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     for name, extra in (("local", []), ("ray", ["--ray", "--actors", "2"])):
-        assert main(["import", str(src), "--run", name, "--db", db, "--skip-invalid", "--json",
-                     *extra]) == 0
+        assert (
+            main(
+                ["import", str(src), "--run", name, "--db", db, "--skip-invalid", "--json", *extra]
+            )
+            == 0
+        )
         report = json.loads(capsys.readouterr().out)
-        assert report["imported"] == 12 and report["skipped"] == ["line 7: invalid JSON: "
-                                                                  "Expecting property name "
-                                                                  "enclosed in double quotes "
-                                                                  "(column 2)"]
+        assert report["imported"] == 12 and report["skipped"] == [
+            "line 7: invalid JSON: Expecting property name enclosed in double quotes (column 2)"
+        ]
     with Store.open(db) as store:
+
         def rows(run: str) -> list[tuple[Any, ...]]:
-            return [(r.completion_id, r.text, r.n_tokens, r.sum_logprob, r.min_logprob)
-                    for r in store.responses(run)]
+            return [
+                (r.completion_id, r.text, r.n_tokens, r.sum_logprob, r.min_logprob)
+                for r in store.responses(run)
+            ]
 
         assert rows("ray") == rows("local") and len(rows("local")) == 12

@@ -18,8 +18,12 @@ def utf8(s: str) -> list[int]:
 # {token, logprob, bytes, top_logprobs[{token, logprob, bytes}]}, refusal: null.
 
 
-def chat_entry(token: str, logprob: float, tops: list[tuple[str, float]] = (),  # type: ignore
-               raw: list[int] | None = None) -> dict[str, Any]:
+def chat_entry(
+    token: str,
+    logprob: float,
+    tops: list[tuple[str, float]] = (),  # type: ignore
+    raw: list[int] | None = None,
+) -> dict[str, Any]:
     return {
         "token": token,
         "logprob": logprob,
@@ -28,8 +32,14 @@ def chat_entry(token: str, logprob: float, tops: list[tuple[str, float]] = (),  
     }
 
 
-def chat_response(entries: list[dict[str, Any]] | None, content: str, *, n: int = 1,
-                  finish: str = "stop", usage: tuple[int, int] = (9, 2)) -> dict[str, Any]:
+def chat_response(
+    entries: list[dict[str, Any]] | None,
+    content: str,
+    *,
+    n: int = 1,
+    finish: str = "stop",
+    usage: tuple[int, int] = (9, 2),
+) -> dict[str, Any]:
     # Source: OpenAI OpenAPI spec CreateChatCompletionResponse (id, object, created, model,
     # choices[{index, message{role, content, refusal}, logprobs, finish_reason}], usage).
     return {
@@ -46,13 +56,21 @@ def chat_response(entries: list[dict[str, Any]] | None, content: str, *, n: int 
             }
             for i in range(n)
         ],
-        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                  "total_tokens": sum(usage)},
+        "usage": {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
+        },
     }
 
 
-def chat_chunk(index: int, content: str | None, entries: list[dict[str, Any]] | None,
-               finish: str | None = None, rid: str = "chatcmpl-123") -> dict[str, Any]:
+def chat_chunk(
+    index: int,
+    content: str | None,
+    entries: list[dict[str, Any]] | None,
+    finish: str | None = None,
+    rid: str = "chatcmpl-123",
+) -> dict[str, Any]:
     # Source: wire doc "Streaming": each chat.completion.chunk choice carries
     # logprobs {content: [...], refusal: null} for exactly the tokens of its delta.
     delta: dict[str, Any] = {} if content is None else {"content": content}
@@ -61,12 +79,14 @@ def chat_chunk(index: int, content: str | None, entries: list[dict[str, Any]] | 
         "object": "chat.completion.chunk",
         "created": 1700000000,
         "model": "gpt-4o-mini",
-        "choices": [{
-            "index": index,
-            "delta": delta,
-            "logprobs": None if entries is None else {"content": entries, "refusal": None},
-            "finish_reason": finish,
-        }],
+        "choices": [
+            {
+                "index": index,
+                "delta": delta,
+                "logprobs": None if entries is None else {"content": entries, "refusal": None},
+                "finish_reason": finish,
+            }
+        ],
     }
 
 
@@ -75,23 +95,37 @@ def chat_chunk(index: int, content: str | None, entries: list[dict[str, Any]] | 
 # [{token: logprob}], text_offset}; echo puts the prompt first, its first entries null.
 
 
-def completion_response(text: str, tokens: list[str], token_logprobs: list[float | None],
-                        top: list[dict[str, float] | None], offsets: list[int],
-                        usage: tuple[int, int]) -> dict[str, Any]:
+def completion_response(
+    text: str,
+    tokens: list[str],
+    token_logprobs: list[float | None],
+    top: list[dict[str, float] | None],
+    offsets: list[int],
+    usage: tuple[int, int],
+) -> dict[str, Any]:
     return {
         "id": "cmpl-1",
         "object": "text_completion",
         "created": 1700000000,
         "model": "gpt-3.5-turbo-instruct",
-        "choices": [{
-            "text": text,
-            "index": 0,
-            "logprobs": {"tokens": tokens, "token_logprobs": token_logprobs,
-                         "top_logprobs": top, "text_offset": offsets},
-            "finish_reason": "length",
-        }],
-        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                  "total_tokens": sum(usage)},
+        "choices": [
+            {
+                "text": text,
+                "index": 0,
+                "logprobs": {
+                    "tokens": tokens,
+                    "token_logprobs": token_logprobs,
+                    "top_logprobs": top,
+                    "text_offset": offsets,
+                },
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
+        },
     }
 
 
@@ -110,10 +144,21 @@ def responses_object(parts: list[tuple[str, list[dict[str, Any]] | None]]) -> di
         "model": "gpt-4.1-mini",
         "output": [
             {"type": "reasoning", "id": "rs_1", "summary": []},
-            {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
-             "content": [{"type": "output_text", "text": text, "annotations": [],
-                          **({} if lps is None else {"logprobs": lps})}
-                         for text, lps in parts]},
+            {
+                "type": "message",
+                "id": "msg_1",
+                "role": "assistant",
+                "status": "completed",
+                "content": [
+                    {
+                        "type": "output_text",
+                        "text": text,
+                        "annotations": [],
+                        **({} if lps is None else {"logprobs": lps}),
+                    }
+                    for text, lps in parts
+                ],
+            },
         ],
         "usage": {"input_tokens": 7, "output_tokens": 2, "total_tokens": 9},
         "incomplete_details": None,
@@ -122,8 +167,15 @@ def responses_object(parts: list[tuple[str, list[dict[str, Any]] | None]]) -> di
 
 
 def responses_delta(seq: int, delta: str, lps: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "response.output_text.delta", "sequence_number": seq, "item_id": "msg_1",
-            "output_index": 1, "content_index": 0, "delta": delta, "logprobs": lps}
+    return {
+        "type": "response.output_text.delta",
+        "sequence_number": seq,
+        "item_id": "msg_1",
+        "output_index": 1,
+        "content_index": 0,
+        "delta": delta,
+        "logprobs": lps,
+    }
 
 
 # ── llama.cpp server native /completion ─────────────────────────────────────────────────────
@@ -131,25 +183,46 @@ def responses_delta(seq: int, delta: str, lps: list[dict[str, Any]]) -> dict[str
 # logprob, top_logprobs[{id, token, bytes, logprob}]}]; post_sampling_probs -> prob/top_probs.
 
 
-def lcpp_prob(tid: int, token: str, logprob: float, tops: list[tuple[int, str, float]]
-              ) -> dict[str, Any]:
-    return {"id": tid, "token": token, "bytes": utf8(token), "logprob": logprob,
-            "top_logprobs": [{"id": i, "token": t, "bytes": utf8(t), "logprob": lp}
-                             for i, t, lp in tops]}
+def lcpp_prob(
+    tid: int, token: str, logprob: float, tops: list[tuple[int, str, float]]
+) -> dict[str, Any]:
+    return {
+        "id": tid,
+        "token": token,
+        "bytes": utf8(token),
+        "logprob": logprob,
+        "top_logprobs": [
+            {"id": i, "token": t, "bytes": utf8(t), "logprob": lp} for i, t, lp in tops
+        ],
+    }
 
 
-def lcpp_post_sampling(tid: int, token: str, prob: float, tops: list[tuple[int, str, float]]
-                       ) -> dict[str, Any]:
-    return {"id": tid, "token": token, "bytes": utf8(token), "prob": prob,
-            "top_probs": [{"id": i, "token": t, "bytes": utf8(t), "prob": p}
-                          for i, t, p in tops]}
+def lcpp_post_sampling(
+    tid: int, token: str, prob: float, tops: list[tuple[int, str, float]]
+) -> dict[str, Any]:
+    return {
+        "id": tid,
+        "token": token,
+        "bytes": utf8(token),
+        "prob": prob,
+        "top_probs": [{"id": i, "token": t, "bytes": utf8(t), "prob": p} for i, t, p in tops],
+    }
 
 
-def lcpp_response(content: str, probs: list[dict[str, Any]], stop_type: str = "limit"
-                  ) -> dict[str, Any]:
-    return {"index": 0, "content": content, "id_slot": 0, "stop": True, "model": "smollm2",
-            "tokens_predicted": len(probs), "tokens_evaluated": 6, "stop_type": stop_type,
-            "completion_probabilities": probs}
+def lcpp_response(
+    content: str, probs: list[dict[str, Any]], stop_type: str = "limit"
+) -> dict[str, Any]:
+    return {
+        "index": 0,
+        "content": content,
+        "id_slot": 0,
+        "stop": True,
+        "model": "smollm2",
+        "tokens_predicted": len(probs),
+        "tokens_evaluated": 6,
+        "stop_type": stop_type,
+        "completion_probabilities": probs,
+    }
 
 
 # ── Hugging Face TGI /generate ──────────────────────────────────────────────────────────────
@@ -158,16 +231,28 @@ def lcpp_response(content: str, probs: list[dict[str, Any]], stop_type: str = "l
 # special}]]}.
 
 
-def tgi_token(tid: int, text: str, logprob: float | None, special: bool = False
-              ) -> dict[str, Any]:
+def tgi_token(tid: int, text: str, logprob: float | None, special: bool = False) -> dict[str, Any]:
     return {"id": tid, "text": text, "logprob": logprob, "special": special}
 
 
-def tgi_response(text: str, tokens: list[dict[str, Any]], top: list[list[dict[str, Any]]],
-                 prefill: list[dict[str, Any]], finish: str = "length") -> dict[str, Any]:
-    return {"generated_text": text,
-            "details": {"finish_reason": finish, "generated_tokens": len(tokens), "seed": None,
-                        "prefill": prefill, "tokens": tokens, "top_tokens": top}}
+def tgi_response(
+    text: str,
+    tokens: list[dict[str, Any]],
+    top: list[list[dict[str, Any]]],
+    prefill: list[dict[str, Any]],
+    finish: str = "length",
+) -> dict[str, Any]:
+    return {
+        "generated_text": text,
+        "details": {
+            "finish_reason": finish,
+            "generated_tokens": len(tokens),
+            "seed": None,
+            "prefill": prefill,
+            "tokens": tokens,
+            "top_tokens": top,
+        },
+    }
 
 
 # ── Ollama native ───────────────────────────────────────────────────────────────────────────
@@ -177,10 +262,15 @@ def tgi_response(text: str, tokens: list[dict[str, Any]], top: list[list[dict[st
 # done, done_reason, prompt_eval_count, eval_count).
 
 
-def ollama_generate(response: str, logprobs: list[dict[str, Any]] | None, done: bool = True
-                    ) -> dict[str, Any]:
-    out: dict[str, Any] = {"model": "llama3.2", "created_at": "2025-11-20T10:00:00.123456789Z",
-                           "response": response, "done": done}
+def ollama_generate(
+    response: str, logprobs: list[dict[str, Any]] | None, done: bool = True
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "model": "llama3.2",
+        "created_at": "2025-11-20T10:00:00.123456789Z",
+        "response": response,
+        "done": done,
+    }
     if done:
         out.update(done_reason="stop", prompt_eval_count=8, eval_count=3)
     if logprobs is not None:
@@ -209,19 +299,31 @@ def gem_cand(token: str, lp: float | None, tid: int | None = None) -> dict[str, 
     return out
 
 
-def gemini_response(text: str, chosen: list[dict[str, Any]],
-                    top: list[list[dict[str, Any]]] | None, finish: str = "STOP"
-                    ) -> dict[str, Any]:
-    cand: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"},
-                            "finishReason": finish, "avgLogprobs": -0.5}
+def gemini_response(
+    text: str,
+    chosen: list[dict[str, Any]],
+    top: list[list[dict[str, Any]]] | None,
+    finish: str = "STOP",
+) -> dict[str, Any]:
+    cand: dict[str, Any] = {
+        "content": {"parts": [{"text": text}], "role": "model"},
+        "finishReason": finish,
+        "avgLogprobs": -0.5,
+    }
     result: dict[str, Any] = {"chosenCandidates": chosen}
     if top is not None:
         result["topCandidates"] = [{"candidates": c} for c in top]
     cand["logprobsResult"] = result
-    return {"candidates": [cand],
-            "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": len(chosen),
-                              "totalTokenCount": 4 + len(chosen)},
-            "modelVersion": "gemini-2.0-flash", "responseId": "abc"}
+    return {
+        "candidates": [cand],
+        "usageMetadata": {
+            "promptTokenCount": 4,
+            "candidatesTokenCount": len(chosen),
+            "totalTokenCount": 4 + len(chosen),
+        },
+        "modelVersion": "gemini-2.0-flash",
+        "responseId": "abc",
+    }
 
 
 # ── Anthropic Messages ──────────────────────────────────────────────────────────────────────
@@ -229,7 +331,12 @@ def gemini_response(text: str, chosen: list[dict[str, Any]],
 # API reference (id, type "message", role, content [{type: text, text}], stop_reason, usage).
 
 ANTHROPIC_MESSAGE = {
-    "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4",
-    "content": [{"type": "text", "text": "Hello!"}], "stop_reason": "end_turn",
-    "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 3},
+    "id": "msg_01",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4",
+    "content": [{"type": "text", "text": "Hello!"}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 10, "output_tokens": 3},
 }

@@ -38,8 +38,10 @@ _EXTRAS = ("sse_starlette", "starlette_context", "pydantic_settings", "llama_cpp
 _MISSING = [m for m in _EXTRAS if importlib.util.find_spec(m) is None]
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bool(_MISSING), reason="llama-cpp-python[server] extra not installed "
-                       f"(missing {', '.join(_MISSING)})"),
+    pytest.mark.skipif(
+        bool(_MISSING),
+        reason=f"llama-cpp-python[server] extra not installed (missing {', '.join(_MISSING)})",
+    ),
 ]
 MSGS = [{"role": "user", "content": "Say hi"}]
 
@@ -57,9 +59,23 @@ def lcpp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("lcpp") / "server.log"
     with open(log_path, "wb") as log:  # a file, not a pipe: llama.cpp logs a lot at load
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
-             "--port", str(port), "--n_threads", "2", "--logits_all", "true"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                model,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_threads",
+                "2",
+                "--logits_all",
+                "true",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -95,11 +111,16 @@ def _post(url: str, route: str, body: dict) -> httpx.Response:
 
 
 def test_chat_payload_quirks_and_normalized_tokens(lcpp_url: str) -> None:
-    body = {"messages": MSGS, "max_tokens": 4, "temperature": 0, "logprobs": True,
-            "top_logprobs": 3}
+    body = {
+        "messages": MSGS,
+        "max_tokens": 4,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 3,
+    }
     raw = _post(lcpp_url, "/chat/completions", body).json()
     entries = raw["choices"][0]["logprobs"]["content"]
-    assert all(e["bytes"] is None for e in entries)                       # quirk 1
+    assert all(e["bytes"] is None for e in entries)  # quirk 1
     assert all(float(np.float32(e["logprob"])) == e["logprob"] for e in entries)  # quirk 2
     r = normalize_with_notes(raw)
     comp = r.completion
@@ -111,7 +132,7 @@ def test_chat_payload_quirks_and_normalized_tokens(lcpp_url: str) -> None:
 def test_logprobs_without_top_logprobs_come_back_null(lcpp_url: str) -> None:
     body = {"messages": MSGS, "max_tokens": 2, "temperature": 0, "logprobs": True}
     raw = _post(lcpp_url, "/chat/completions", body).json()
-    assert raw["choices"][0]["logprobs"] is None                          # quirk 3
+    assert raw["choices"][0]["logprobs"] is None  # quirk 3
     with pytest.raises(NoLogprobsError, match="top_logprobs >= 1"):
         normalize(raw)
     body["top_logprobs"] = 0
@@ -120,17 +141,28 @@ def test_logprobs_without_top_logprobs_come_back_null(lcpp_url: str) -> None:
 
 
 def test_partial_utf8_alternatives_are_empty_strings(lcpp_url: str) -> None:
-    body = {"messages": MSGS, "max_tokens": 1, "temperature": 0, "logprobs": True,
-            "top_logprobs": 20}
+    body = {
+        "messages": MSGS,
+        "max_tokens": 1,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 20,
+    }
     r = normalize_with_notes(_post(lcpp_url, "/chat/completions", body).json())
     empties = [a for a in r.completion.tokens[0].top_logprobs if a.token == ""]
-    assert empties and all(a.bytes is None for a in empties)              # quirk 4
+    assert empties and all(a.bytes is None for a in empties)  # quirk 4
     assert any("empty token string" in n for n in r.notes)
 
 
 def test_streamed_sse_text_normalizes_like_a_response(lcpp_url: str) -> None:
-    body = {"messages": MSGS, "max_tokens": 4, "temperature": 0, "logprobs": True,
-            "top_logprobs": 2, "stream": True}
+    body = {
+        "messages": MSGS,
+        "max_tokens": 4,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 2,
+        "stream": True,
+    }
     sse = _post(lcpp_url, "/chat/completions", body).text
     assert sse.startswith("data: ") and "data: [DONE]" in sse
     comp = normalize(sse)
@@ -142,19 +174,36 @@ def test_streamed_sse_text_normalizes_like_a_response(lcpp_url: str) -> None:
 def test_n_is_ignored_and_the_remote_engine_refuses_fewer_choices(lcpp_url: str) -> None:
     body = {"messages": MSGS, "max_tokens": 1, "n": 2, "logprobs": True, "top_logprobs": 1}
     assert len(_post(lcpp_url, "/chat/completions", body).json()["choices"]) == 1  # quirk 5
-    with RemoteEngine(lcpp_url, "smollm2", max_retries=0) as eng:
-        with pytest.raises(InvalidRequestError, match="n > 1") as info:
-            eng.chat(MSGS, GenerationParams.make(max_tokens=1, n=2))
+    with (
+        RemoteEngine(lcpp_url, "smollm2", max_retries=0) as eng,
+        pytest.raises(InvalidRequestError, match="n > 1") as info,
+    ):
+        eng.chat(MSGS, GenerationParams.make(max_tokens=1, n=2))
     assert info.value.param == "n"
 
 
 def test_echo_logprobs_are_shifted_by_one_position(lcpp_url: str) -> None:
     prompt = "The capital of France is"
-    gen = normalize(_post(lcpp_url, "/completions", {
-        "prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": 2}).json())
-    echoed = normalize_with_notes(_post(lcpp_url, "/completions", {
-        "prompt": prompt + gen.text, "max_tokens": 1, "temperature": 0, "logprobs": 2,
-        "echo": True}).json())
+    gen = normalize(
+        _post(
+            lcpp_url,
+            "/completions",
+            {"prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": 2},
+        ).json()
+    )
+    echoed = normalize_with_notes(
+        _post(
+            lcpp_url,
+            "/completions",
+            {
+                "prompt": prompt + gen.text,
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": 2,
+                "echo": True,
+            },
+        ).json()
+    )
     echo = echoed.completion
     # the generated token's own entry is missing from echo output: the text has no tokens
     assert echo.text and echo.tokens == ()
@@ -196,6 +245,8 @@ def test_remote_chat_and_stream_through_the_engine(lcpp_url: str) -> None:
 
 
 def test_server_validation_error_is_a_500_carrying_its_message(lcpp_url: str) -> None:
-    with RemoteEngine(lcpp_url, "smollm2", max_retries=0) as eng:
-        with pytest.raises(ProviderError, match="HTTP 500.*valid list"):
-            eng.http.post_json("/chat/completions", {"messages": "bad"})  # quirk 7
+    with (
+        RemoteEngine(lcpp_url, "smollm2", max_retries=0) as eng,
+        pytest.raises(ProviderError, match="HTTP 500.*valid list"),
+    ):
+        eng.http.post_json("/chat/completions", {"messages": "bad"})  # quirk 7

@@ -23,8 +23,10 @@ from logprobe.normalize import normalize, normalize_with_notes
 
 def test_chat_tokens_alternatives_rank_and_usage() -> None:
     # the wire doc's own example entry ("Hello" -0.3172 with "Hi" -1.3190)
-    entries = [chat_entry("Hello", -0.3172, [("Hello", -0.3172), ("Hi", -1.3190)]),
-               chat_entry("!", -0.05, [("!", -0.05), (".", -3.2)])]
+    entries = [
+        chat_entry("Hello", -0.3172, [("Hello", -0.3172), ("Hi", -1.3190)]),
+        chat_entry("!", -0.05, [("!", -0.05), (".", -3.2)]),
+    ]
     comp = normalize(chat_response(entries, "Hello!"))
     assert comp.provider == "openai_chat"
     assert comp.text == "Hello!" and comp.model == "gpt-4o-mini" and comp.id == "chatcmpl-123"
@@ -83,16 +85,19 @@ def test_n_choices_each_keep_their_tokens() -> None:
     payload["choices"][1]["message"]["content"] = "B"
     payload["choices"][1]["logprobs"]["content"] = [chat_entry("B", -2.0)]
     comp = normalize(payload)
-    assert [(c.index, c.text, c.tokens[0].token) for c in comp.choices] == [(0, "A", "A"),
-                                                                            (1, "B", "B")]
+    assert [(c.index, c.text, c.tokens[0].token) for c in comp.choices] == [
+        (0, "A", "A"),
+        (1, "B", "B"),
+    ]
 
 
 def test_refusal_tokens_used_when_content_is_null() -> None:
     payload = chat_response(None, "")
-    payload["choices"][0]["message"] = {"role": "assistant", "content": None,
-                                        "refusal": "No."}
-    payload["choices"][0]["logprobs"] = {"content": None,
-                                         "refusal": [chat_entry("No", -0.1), chat_entry(".", -0.2)]}
+    payload["choices"][0]["message"] = {"role": "assistant", "content": None, "refusal": "No."}
+    payload["choices"][0]["logprobs"] = {
+        "content": None,
+        "refusal": [chat_entry("No", -0.1), chat_entry(".", -0.2)],
+    }
     r = normalize_with_notes(payload)
     assert r.completion.text == "No." and len(r.completion.tokens) == 2
     assert any("refused" in n for n in r.notes)
@@ -100,15 +105,29 @@ def test_refusal_tokens_used_when_content_is_null() -> None:
 
 def test_chat_stream_chunks_assemble_per_choice() -> None:
     chunks = [
-        {"id": "chatcmpl-123", "object": "chat.completion.chunk", "model": "m",
-         "choices": [{"index": 0, "delta": {"role": "assistant"}, "logprobs": None,
-                      "finish_reason": None}]},
+        {
+            "id": "chatcmpl-123",
+            "object": "chat.completion.chunk",
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant"},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+            ],
+        },
         chat_chunk(0, "Hel", [chat_entry("Hel", -0.5, [("Hel", -0.5)])]),
         chat_chunk(0, "lo", [chat_entry("lo", -0.25, [("lo", -0.25)])]),
         chat_chunk(0, None, None, finish="length"),
         # stream_options.include_usage tail: empty choices, usage only (OpenAI streaming docs)
-        {"id": "chatcmpl-123", "object": "chat.completion.chunk", "choices": [],
-         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}},
+        {
+            "id": "chatcmpl-123",
+            "object": "chat.completion.chunk",
+            "choices": [],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        },
     ]
     comp = normalize(chunks)
     assert comp.text == "Hello" and [t.token for t in comp.tokens] == ["Hel", "lo"]
@@ -132,8 +151,9 @@ def test_stream_without_any_logprobs_says_how_to_request() -> None:
 def test_multi_token_chunk_repeating_first_alternatives_is_detected() -> None:
     # pain point 7 (SGLang): every token of a chunk got the first token's alternatives
     tops = [("The", -0.1), ("A", -2.5)]
-    chunk = chat_chunk(0, "The cat", [chat_entry("The", -0.1, tops),
-                                      chat_entry(" cat", -1.2, tops)])
+    chunk = chat_chunk(
+        0, "The cat", [chat_entry("The", -0.1, tops), chat_entry(" cat", -1.2, tops)]
+    )
     r = normalize_with_notes([chunk])
     first, second = r.completion.tokens
     assert first.rank == 1 and len(first.top_logprobs) == 2
@@ -142,8 +162,10 @@ def test_multi_token_chunk_repeating_first_alternatives_is_detected() -> None:
 
 
 def test_streams_of_different_responses_are_rejected() -> None:
-    chunks = [chat_chunk(0, "A", [chat_entry("A", -0.1)]),
-              chat_chunk(0, "B", [chat_entry("B", -0.1)], rid="chatcmpl-other")]
+    chunks = [
+        chat_chunk(0, "A", [chat_entry("A", -0.1)]),
+        chat_chunk(0, "B", [chat_entry("B", -0.1)], rid="chatcmpl-other"),
+    ]
     with pytest.raises(NormalizeError, match="different responses") as info:
         normalize(chunks)
     assert info.value.path == "[1].id"
@@ -187,10 +209,14 @@ def test_completions_echo_without_usage_keeps_tokens_together_with_a_note() -> N
 
 def test_completions_bytes_spelling_of_partial_utf8() -> None:
     # OpenAI spells tokens holding part of a character as "bytes:\xNN"
-    payload = completion_response("é!", ["bytes:\\xc3", "bytes:\\xa9", "!"], [-0.5, -0.1, -0.2],
-                                  [{"bytes:\\xc3": -0.5}, {"bytes:\\xa9": -0.1},
-                                   {"!": -0.2, "?": -2.0}],
-                                  [0, 0, 1], usage=(3, 3))
+    payload = completion_response(
+        "é!",
+        ["bytes:\\xc3", "bytes:\\xa9", "!"],
+        [-0.5, -0.1, -0.2],
+        [{"bytes:\\xc3": -0.5}, {"bytes:\\xa9": -0.1}, {"!": -0.2, "?": -2.0}],
+        [0, 0, 1],
+        usage=(3, 3),
+    )
     comp = normalize(payload)
     assert [t.bytes for t in comp.tokens] == [b"\xc3", b"\xa9", b"!"]
     assert comp.tokens[0].top_logprobs[0].bytes == b"\xc3"
@@ -201,8 +227,9 @@ def test_completions_bytes_spelling_of_partial_utf8() -> None:
 
 def test_completions_rank_unknown_when_every_list_has_one_entry() -> None:
     # logprobs=0 also gives one entry (the sampled token) per position: no rank is derivable
-    payload = completion_response("ab", ["a", "b"], [-3.0, -4.0], [{"a": -3.0}, {"b": -4.0}],
-                                  [0, 1], usage=(2, 2))
+    payload = completion_response(
+        "ab", ["a", "b"], [-3.0, -4.0], [{"a": -3.0}, {"b": -4.0}], [0, 1], usage=(2, 2)
+    )
     assert [t.rank for t in normalize(payload).tokens] == [None, None]
 
 
@@ -222,13 +249,34 @@ def test_completions_parallel_arrays_must_match() -> None:
 
 def test_completions_stream_with_usage_tail() -> None:
     def chunk(text: str, tok: str, lp: float) -> dict:
-        return {"id": "cmpl-1", "object": "text_completion", "model": "m", "choices": [
-            {"text": text, "index": 0, "finish_reason": None,
-             "logprobs": {"tokens": [tok], "token_logprobs": [lp],
-                          "top_logprobs": [{tok: lp}], "text_offset": [0]}}]}
-    chunks = [chunk(" Paris", " Paris", -0.26), chunk(".", ".", -0.37),
-              {"id": "cmpl-1", "object": "text_completion", "choices": [
-                  {"text": "", "index": 0, "logprobs": None, "finish_reason": "length"}]}]
+        return {
+            "id": "cmpl-1",
+            "object": "text_completion",
+            "model": "m",
+            "choices": [
+                {
+                    "text": text,
+                    "index": 0,
+                    "finish_reason": None,
+                    "logprobs": {
+                        "tokens": [tok],
+                        "token_logprobs": [lp],
+                        "top_logprobs": [{tok: lp}],
+                        "text_offset": [0],
+                    },
+                }
+            ],
+        }
+
+    chunks = [
+        chunk(" Paris", " Paris", -0.26),
+        chunk(".", ".", -0.37),
+        {
+            "id": "cmpl-1",
+            "object": "text_completion",
+            "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "length"}],
+        },
+    ]
     comp = normalize(chunks)
     assert comp.text == " Paris." and [t.logprob for t in comp.tokens] == [-0.26, -0.37]
     assert comp.choice.finish_reason == "length"
@@ -245,8 +293,9 @@ def _resp_entry(token: str, lp: float, bytes_: bool = True) -> dict:
 
 
 def test_responses_object_skips_reasoning_and_joins_parts() -> None:
-    payload = responses_object([("Hi", [_resp_entry("Hi", -0.1)]),
-                                (" there", [_resp_entry(" there", -0.3)])])
+    payload = responses_object(
+        [("Hi", [_resp_entry("Hi", -0.1)]), (" there", [_resp_entry(" there", -0.3)])]
+    )
     comp = normalize(payload)
     assert comp.provider == "openai_responses" and comp.text == "Hi there"
     assert [t.logprob for t in comp.tokens] == [-0.1, -0.3]
@@ -260,16 +309,29 @@ def test_responses_without_include_raises_with_include_hint() -> None:
 
 def test_responses_stream_deltas_without_bytes() -> None:
     events = [
-        {"type": "response.created", "sequence_number": 0,
-         "response": {**responses_object([]), "status": "in_progress", "output": []}},
+        {
+            "type": "response.created",
+            "sequence_number": 0,
+            "response": {**responses_object([]), "status": "in_progress", "output": []},
+        },
         responses_delta(1, "Hel", [_resp_entry("Hel", -0.5, bytes_=False)]),
         responses_delta(2, "lo", [_resp_entry("lo", -0.2, bytes_=False)]),
-        {"type": "response.output_text.done", "sequence_number": 3, "item_id": "msg_1",
-         "output_index": 1, "content_index": 0, "text": "Hello",
-         "logprobs": [_resp_entry("Hel", -0.5, False), _resp_entry("lo", -0.2, False)]},
-        {"type": "response.completed", "sequence_number": 4,
-         "response": responses_object([("Hello", [_resp_entry("Hel", -0.5),
-                                                  _resp_entry("lo", -0.2)])])},
+        {
+            "type": "response.output_text.done",
+            "sequence_number": 3,
+            "item_id": "msg_1",
+            "output_index": 1,
+            "content_index": 0,
+            "text": "Hello",
+            "logprobs": [_resp_entry("Hel", -0.5, False), _resp_entry("lo", -0.2, False)],
+        },
+        {
+            "type": "response.completed",
+            "sequence_number": 4,
+            "response": responses_object(
+                [("Hello", [_resp_entry("Hel", -0.5), _resp_entry("lo", -0.2)])]
+            ),
+        },
     ]
     comp = normalize(events)
     assert comp.text == "Hello" and [t.bytes for t in comp.tokens] == [b"Hel", b"lo"]
@@ -277,8 +339,11 @@ def test_responses_stream_deltas_without_bytes() -> None:
 
 
 def test_responses_stream_failed_event_is_an_error() -> None:
-    failed = {**responses_object([]), "status": "failed",
-              "error": {"code": "server_error", "message": "boom"}}
+    failed = {
+        **responses_object([]),
+        "status": "failed",
+        "error": {"code": "server_error", "message": "boom"},
+    }
     with pytest.raises(NormalizeError, match="boom"):
         normalize([{"type": "response.failed", "sequence_number": 0, "response": failed}])
 

@@ -15,11 +15,14 @@ from logprobe.normalize._common import Ctx
 from logprobe.normalize.openai_completions import read_parallel
 from logprobe.types import Completion, TokenLogprob
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-logprobs = st.one_of(st.floats(min_value=-40.0, max_value=0.0), st.just(-9999.0),
-                     st.floats(min_value=-1e6, max_value=-9999.0), st.just(1e-6))
+logprobs = st.one_of(
+    st.floats(min_value=-40.0, max_value=0.0),
+    st.just(-9999.0),
+    st.floats(min_value=-1e6, max_value=-9999.0),
+    st.just(1e-6),
+)
 
 
 @st.composite
@@ -29,23 +32,30 @@ def split_bytes(draw: st.DrawFn) -> tuple[str, list[bytes]]:
     raw = text.encode("utf-8")
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=len(raw))))
     bounds = [0, *[c for c in cuts if 0 < c < len(raw)], len(raw)]
-    return text, [raw[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    return text, [raw[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 def _entry(piece: bytes, lp: float, alts: list[float]) -> dict:
     token = piece.decode("utf-8", errors="replace")
-    tops = [{"token": f"alt{i}", "logprob": a, "bytes": list(f"alt{i}".encode())}
-            for i, a in enumerate(alts)]
+    tops = [
+        {"token": f"alt{i}", "logprob": a, "bytes": list(f"alt{i}".encode())}
+        for i, a in enumerate(alts)
+    ]
     tops.append({"token": token, "logprob": lp, "bytes": list(piece)})
-    return {"token": token, "logprob": lp, "bytes": list(piece),
-            "top_logprobs": sorted(tops, key=lambda t: -t["logprob"])}
+    return {
+        "token": token,
+        "logprob": lp,
+        "bytes": list(piece),
+        "top_logprobs": sorted(tops, key=lambda t: -t["logprob"]),
+    }
 
 
 @st.composite
 def chat_case(draw: st.DrawFn) -> tuple[str, list[dict]]:
     text, pieces = draw(split_bytes())
-    entries = [_entry(p, draw(logprobs), draw(st.lists(st.floats(-40.0, 0.0), max_size=3)))
-               for p in pieces]
+    entries = [
+        _entry(p, draw(logprobs), draw(st.lists(st.floats(-40.0, 0.0), max_size=3))) for p in pieces
+    ]
     return text, entries
 
 
@@ -66,13 +76,14 @@ def test_bytes_rebuild_text_and_values_are_clean(case: tuple[str, list[dict]]) -
 @SETTINGS
 @given(chat_case(), st.data())
 def test_streaming_in_any_chunking_equals_the_whole_response(
-        case: tuple[str, list[dict]], data: st.DataObject) -> None:
+    case: tuple[str, list[dict]], data: st.DataObject
+) -> None:
     text, entries = case
     whole = normalize(chat_response(entries, text))
     cuts = sorted(data.draw(st.sets(st.integers(1, len(entries)), max_size=len(entries))))
     bounds = [0, *[c for c in cuts if c < len(entries)], len(entries)]
     chunks = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in zip(bounds, bounds[1:], strict=False):
         part = b"".join(bytes(e["bytes"]) for e in entries[a:b])
         chunks.append(chat_chunk(0, part.decode("utf-8", errors="ignore"), entries[a:b]))
     streamed = normalize(chunks)
@@ -80,8 +91,13 @@ def test_streaming_in_any_chunking_equals_the_whole_response(
 
 
 @SETTINGS
-@given(st.lists(st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=8),
-                                max_size=3), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=8), max_size=3),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_sse_text_round_trip(objs: list[dict]) -> None:
     sse = "".join(f"data: {json.dumps(o)}\n\n" for o in objs) + "data: [DONE]\n\n"
     assert load_payload(sse) == objs
@@ -98,8 +114,7 @@ def test_stream_text_split_along_token_bytes(case: tuple[str, list[bytes]]) -> N
 
 @SETTINGS
 @given(st.lists(st.integers(-3000, 0), min_size=3, max_size=12, unique=True), st.data())
-def test_completions_rank_is_exact_or_unknown(hundredths: list[int], data: st.DataObject
-                                              ) -> None:
+def test_completions_rank_is_exact_or_unknown(hundredths: list[int], data: st.DataObject) -> None:
     """A ``{token: logprob}`` list holds the top k plus the sampled token when outside them:
     a derived rank must equal the true rank, and a token inside the top k (not last) gets one.
     (Logprobs are distinct multiples of 0.01: ranks among exact ties are not defined.)"""
@@ -113,8 +128,11 @@ def test_completions_rank_is_exact_or_unknown(hundredths: list[int], data: st.Da
         entry = {f"t{i}": dist[i] for i in order[:k]}
         entry[f"t{c}"] = dist[c]
         tops.append(entry)
-    lp = {"tokens": [f"t{c}" for c in chosen], "token_logprobs": [dist[c] for c in chosen],
-          "top_logprobs": tops}
+    lp = {
+        "tokens": [f"t{c}" for c in chosen],
+        "token_logprobs": [dist[c] for c in chosen],
+        "top_logprobs": tops,
+    }
     toks, _ = read_parallel(lp, "logprobs", Ctx(provider="openai_completions"))
     for c, tok in zip(chosen, toks, strict=True):
         if tok.rank is not None:

@@ -27,15 +27,20 @@ from logprobe.normalize import detect_provider, normalize, normalize_with_notes
 
 
 def _vllm_chat() -> dict:
-    payload = chat_response([chat_entry(" Paris", -0.26, [(" Paris", -0.26), (" the", -2.8)])],
-                            " Paris")
+    payload = chat_response(
+        [chat_entry(" Paris", -0.26, [(" Paris", -0.26), (" the", -2.8)])], " Paris"
+    )
     payload["choices"][0]["stop_reason"] = None
     payload["prompt_logprobs"] = [
         None,
-        {"3575": {"logprob": -9.6, "rank": 812, "decoded_token": " capital"},
-         "282": {"logprob": -0.41, "rank": 1, "decoded_token": " of"}},
-        {"282": {"logprob": -0.02, "rank": 1, "decoded_token": " of"},
-         "4649": {"logprob": -4.5, "rank": 2, "decoded_token": " France"}},
+        {
+            "3575": {"logprob": -9.6, "rank": 812, "decoded_token": " capital"},
+            "282": {"logprob": -0.41, "rank": 1, "decoded_token": " of"},
+        },
+        {
+            "282": {"logprob": -0.02, "rank": 1, "decoded_token": " of"},
+            "4649": {"logprob": -4.5, "rank": 2, "decoded_token": " France"},
+        },
     ]
     return payload
 
@@ -73,12 +78,19 @@ def test_vllm_prompt_token_id_not_in_entry_is_an_error() -> None:
 
 
 def test_vllm_completions_per_choice_prompt_logprobs_and_token_ids() -> None:
-    payload = completion_response("x", ["token_id:87"], [-0.7], [{"token_id:87": -0.7,
-                                                                    "token_id:12": -1.0}],
-                                  [0], usage=(2, 1))
+    payload = completion_response(
+        "x",
+        ["token_id:87"],
+        [-0.7],
+        [{"token_id:87": -0.7, "token_id:12": -1.0}],
+        [0],
+        usage=(2, 1),
+    )
     payload["choices"][0]["stop_reason"] = None
     payload["choices"][0]["prompt_logprobs"] = [
-        None, {"5": {"logprob": -3.0, "rank": 4, "decoded_token": "b"}}]
+        None,
+        {"5": {"logprob": -3.0, "rank": 4, "decoded_token": "b"}},
+    ]
     r = normalize_with_notes(payload)
     tok = r.completion.tokens[0]
     assert r.provider == "vllm"
@@ -112,10 +124,13 @@ def test_raw_logits_in_logprob_field_are_refused() -> None:
 
 
 def test_llamacpp_native_logprobs_with_ids() -> None:
-    payload = lcpp_response(" Paris.", [
-        lcpp_prob(7042, " Paris", -0.26, [(7042, " Paris", -0.26), (260, " the", -2.8)]),
-        lcpp_prob(30, ".", -0.4, [(30, ".", -0.4), (28, ",", -1.5)]),
-    ])
+    payload = lcpp_response(
+        " Paris.",
+        [
+            lcpp_prob(7042, " Paris", -0.26, [(7042, " Paris", -0.26), (260, " the", -2.8)]),
+            lcpp_prob(30, ".", -0.4, [(30, ".", -0.4), (28, ",", -1.5)]),
+        ],
+    )
     comp = normalize(payload)
     assert comp.provider == "llamacpp" and comp.logprob_mode == "raw"
     assert [(t.id, t.token, t.rank) for t in comp.tokens] == [(7042, " Paris", 1), (30, ".", 1)]
@@ -123,10 +138,15 @@ def test_llamacpp_native_logprobs_with_ids() -> None:
 
 
 def test_llamacpp_post_sampling_probs_become_processed_logprobs() -> None:
-    payload = lcpp_response(" Paris", [
-        lcpp_post_sampling(7042, " Paris", 0.8, [(7042, " Paris", 0.8), (260, " the", 0.2),
-                                                 (9, " a", 0.0)]),
-    ], stop_type="eos")
+    payload = lcpp_response(
+        " Paris",
+        [
+            lcpp_post_sampling(
+                7042, " Paris", 0.8, [(7042, " Paris", 0.8), (260, " the", 0.2), (9, " a", 0.0)]
+            ),
+        ],
+        stop_type="eos",
+    )
     r = normalize_with_notes(payload)
     tok = r.completion.tokens[0]
     assert r.completion.logprob_mode == "processed"
@@ -144,12 +164,27 @@ def test_llamacpp_probability_out_of_range_is_an_error() -> None:
 
 def test_llamacpp_stream_chunks() -> None:
     chunks = [
-        {"index": 0, "content": " Pa", "stop": False,
-         "completion_probabilities": [lcpp_prob(1, " Pa", -0.5, [])]},
-        {"index": 0, "content": "ris", "stop": False,
-         "completion_probabilities": [lcpp_prob(2, "ris", -0.01, [])]},
-        {"index": 0, "content": "", "stop": True, "stop_type": "limit", "tokens_predicted": 2,
-         "tokens_evaluated": 5, "model": "smollm2"},
+        {
+            "index": 0,
+            "content": " Pa",
+            "stop": False,
+            "completion_probabilities": [lcpp_prob(1, " Pa", -0.5, [])],
+        },
+        {
+            "index": 0,
+            "content": "ris",
+            "stop": False,
+            "completion_probabilities": [lcpp_prob(2, "ris", -0.01, [])],
+        },
+        {
+            "index": 0,
+            "content": "",
+            "stop": True,
+            "stop_type": "limit",
+            "tokens_predicted": 2,
+            "tokens_evaluated": 5,
+            "model": "smollm2",
+        },
     ]
     comp = normalize(chunks)
     assert comp.text == " Paris" and [t.id for t in comp.tokens] == [1, 2]
@@ -157,9 +192,17 @@ def test_llamacpp_stream_chunks() -> None:
 
 
 def test_llamacpp_legacy_probs_shape() -> None:
-    payload = {"content": " Paris", "stop": True, "tokens_predicted": 1,
-               "completion_probabilities": [{"content": " Paris", "probs": [
-                   {"tok_str": " Paris", "prob": 0.7}, {"tok_str": " the", "prob": 0.2}]}]}
+    payload = {
+        "content": " Paris",
+        "stop": True,
+        "tokens_predicted": 1,
+        "completion_probabilities": [
+            {
+                "content": " Paris",
+                "probs": [{"tok_str": " Paris", "prob": 0.7}, {"tok_str": " the", "prob": 0.2}],
+            }
+        ],
+    }
     comp = normalize(payload)
     assert comp.logprob_mode == "processed"
     assert math.isclose(comp.tokens[0].logprob or 0, math.log(0.7)) and comp.tokens[0].rank == 1
@@ -177,8 +220,10 @@ def test_tgi_details_prefill_top_tokens() -> None:
     payload = tgi_response(
         " Paris",
         [tgi_token(7042, " Paris", -0.26), tgi_token(2, "</s>", -0.1, special=True)],
-        [[tgi_token(7042, " Paris", -0.26), tgi_token(260, " the", -2.8)],
-         [tgi_token(2, "</s>", -0.1)]],
+        [
+            [tgi_token(7042, " Paris", -0.26), tgi_token(260, " the", -2.8)],
+            [tgi_token(2, "</s>", -0.1)],
+        ],
         [tgi_token(1, "<s>", None), tgi_token(504, "The", -7.5)],
         finish="eos_token",
     )
@@ -196,8 +241,8 @@ def test_tgi_top_p_truncated_alternatives_are_dropped() -> None:
     # pain point 8: top_p leaves a single alternative with logprob 0 (the truncated,
     # renormalised distribution), contradicting the token's own logprob
     payload = tgi_response(
-        " Paris", [tgi_token(7042, " Paris", -0.26)],
-        [[tgi_token(7042, " Paris", 0.0)]], [])
+        " Paris", [tgi_token(7042, " Paris", -0.26)], [[tgi_token(7042, " Paris", 0.0)]], []
+    )
     r = normalize_with_notes(payload)
     tok = r.completion.tokens[0]
     assert tok.top_logprobs == () and tok.rank is None and tok.logprob == -0.26
@@ -207,8 +252,16 @@ def test_tgi_top_p_truncated_alternatives_are_dropped() -> None:
 def test_tgi_best_of_sequences_become_choices() -> None:
     payload = tgi_response("A", [tgi_token(1, "A", -0.1)], [], [])
     payload["details"]["best_of_sequences"] = [
-        {"generated_text": "B", "finish_reason": "length", "generated_tokens": 1, "seed": 3,
-         "prefill": [], "tokens": [tgi_token(2, "B", -0.9)], "top_tokens": []}]
+        {
+            "generated_text": "B",
+            "finish_reason": "length",
+            "generated_tokens": 1,
+            "seed": 3,
+            "prefill": [],
+            "tokens": [tgi_token(2, "B", -0.9)],
+            "top_tokens": [],
+        }
+    ]
     comp = normalize(payload)
     assert [(c.index, c.text) for c in comp.choices] == [(0, "A"), (1, "B")]
 
@@ -216,11 +269,20 @@ def test_tgi_best_of_sequences_become_choices() -> None:
 def test_tgi_stream_events() -> None:
     # /generate_stream: one event per token; the last carries generated_text and details
     events = [
-        {"index": 0, "token": tgi_token(10, "He", -0.5), "top_tokens": [tgi_token(10, "He", -0.5)],
-         "generated_text": None, "details": None},
-        {"index": 1, "token": tgi_token(11, "llo", -0.1), "top_tokens": [],
-         "generated_text": "Hello",
-         "details": {"finish_reason": "length", "generated_tokens": 2, "seed": None}},
+        {
+            "index": 0,
+            "token": tgi_token(10, "He", -0.5),
+            "top_tokens": [tgi_token(10, "He", -0.5)],
+            "generated_text": None,
+            "details": None,
+        },
+        {
+            "index": 1,
+            "token": tgi_token(11, "llo", -0.1),
+            "top_tokens": [],
+            "generated_text": "Hello",
+            "details": {"finish_reason": "length", "generated_tokens": 2, "seed": None},
+        },
     ]
     comp = normalize(events)
     assert comp.text == "Hello" and [t.id for t in comp.tokens] == [10, 11]
@@ -233,8 +295,9 @@ def test_tgi_without_details_says_how() -> None:
 
 
 def test_tgi_top_tokens_length_mismatch() -> None:
-    payload = tgi_response("ab", [tgi_token(1, "a", -0.1), tgi_token(2, "b", -0.1)],
-                           [[tgi_token(1, "a", -0.1)]], [])
+    payload = tgi_response(
+        "ab", [tgi_token(1, "a", -0.1), tgi_token(2, "b", -0.1)], [[tgi_token(1, "a", -0.1)]], []
+    )
     with pytest.raises(NormalizeError) as info:
         normalize(payload)
     assert info.value.path == "details.top_tokens"

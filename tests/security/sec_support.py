@@ -30,10 +30,25 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"serve-{self.port}.log"
         self._log = self.log_path.open("w")
-        cmd = [str(EXE), "serve", "--port", str(self.port), "--threads", "2", "--ctx", "2048",
-               "--parallel", "4", *args]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        cmd = [
+            str(EXE),
+            "serve",
+            "--port",
+            str(self.port),
+            "--threads",
+            "2",
+            "--ctx",
+            "2048",
+            "--parallel",
+            "4",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
 
     @classmethod
     def python(cls, script: Path, args: list[str], tmp: Path) -> ServeProcess:
@@ -43,9 +58,12 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"serve-{self.port}.log"
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen([sys.executable, str(script), str(self.port), *args],
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), str(self.port), *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         return self
 
     def wait_ready(self, timeout: float = 120) -> ServeProcess:
@@ -95,11 +113,13 @@ class SocketServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", http=http,
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", http=http, timeout_graceful_shutdown=2
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     def __enter__(self) -> SocketServer:
         self.thread.start()

@@ -39,8 +39,9 @@ def keyed(engine: Any, store: Store) -> Iterator[tuple[str, Any]]:
 
 
 def concrete(path: str) -> str:
-    return (path.replace("{response_id}", "1").replace("{page}", "index")
-            .replace("{name}", "common.js"))
+    return (
+        path.replace("{response_id}", "1").replace("{page}", "index").replace("{name}", "common.js")
+    )
 
 
 def _flatten(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -69,8 +70,12 @@ def test_every_route_but_health_refuses_no_key_and_wrong_key(keyed: tuple[str, A
     for method, path in routes:
         if path in OPEN:
             continue
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY},
-                        {"Cookie": f"{SESSION_COOKIE}=123.abc"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": KEY},
+            {"Cookie": f"{SESSION_COOKIE}=123.abc"},
+        ):
             r = httpx.request(method, url + path, headers=headers, json={}, timeout=30)
             assert r.status_code == 401, (method, path, headers, r.status_code)
             assert r.json()["error"]["code"] == "invalid_api_key"
@@ -85,8 +90,9 @@ def test_every_route_answers_with_the_key(keyed: tuple[str, Any]) -> None:
     for method, path in every_route(app):
         if path in OPEN:
             continue
-        r = httpx.request(method, url + path, json={}, timeout=60,
-                          headers={"Authorization": f"Bearer {KEY}"})
+        r = httpx.request(
+            method, url + path, json={}, timeout=60, headers={"Authorization": f"Bearer {KEY}"}
+        )
         assert r.status_code not in (401, 403), (method, path, r.text[:200])
 
 
@@ -98,7 +104,8 @@ def test_nothing_secret_leaks_through_open_paths(keyed: tuple[str, Any]) -> None
 
 
 def test_login_sets_a_strict_httponly_cookie_valid_only_for_the_viewer(
-        keyed: tuple[str, Any]) -> None:
+    keyed: tuple[str, Any],
+) -> None:
     url, _ = keyed
     page = httpx.get(url + "/ui/runs.html", headers={"Accept": "text/html"})
     assert page.status_code == 303
@@ -120,8 +127,7 @@ def test_login_sets_a_strict_httponly_cookie_valid_only_for_the_viewer(
     assert httpx.post(url + "/tokenize", cookies=jar, json={"prompt": "x"}).status_code == 401
     expires, mac = value.split(".")
     for forged in (f"{int(expires) + 10**6}.{mac}", f"{expires}.{mac[:-1]}0", "1.x", ""):
-        assert httpx.get(url + "/ui/api/runs",
-                         cookies={SESSION_COOKIE: forged}).status_code == 401
+        assert httpx.get(url + "/ui/api/runs", cookies={SESSION_COOKIE: forged}).status_code == 401
 
 
 def test_login_never_redirects_off_the_viewer(keyed: tuple[str, Any]) -> None:
@@ -161,15 +167,19 @@ def test_playground_post_needs_the_sessions_csrf_token(keyed: tuple[str, Any]) -
     other = httpx.get(url + "/ui/api/session", cookies=_login(url)).json()["csrf"]
     if other != token:  # two logins in the same second share a cookie (and token)
         assert _generate(url, cookies=jar, headers={"X-CSRF-Token": other}).status_code == 403
-    cross = _generate(url, cookies=jar, headers={"X-CSRF-Token": token,
-                                                 "Origin": "https://evil.example"})
+    cross = _generate(
+        url, cookies=jar, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"}
+    )
     assert cross.status_code == 403
     # an API client with the Bearer key needs no CSRF token (browsers never add that header)
     bearer = _generate(url, headers={"Authorization": f"Bearer {KEY}"})
     assert bearer.status_code == 200
     # the old GET stream is gone: GET has no side effects
-    gone = httpx.get(url + "/ui/api/playground/stream", params={"prompt": "x"},
-                     headers={"Authorization": f"Bearer {KEY}"})
+    gone = httpx.get(
+        url + "/ui/api/playground/stream",
+        params={"prompt": "x"},
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
     assert gone.status_code in (404, 405)
 
 
@@ -177,10 +187,16 @@ def test_playground_shares_the_v1_admission_queue(keyed: tuple[str, Any]) -> Non
     """max_queue=1: while a /v1 stream holds the only slot, the playground gets 429."""
     url, app = keyed
     auth = {"Authorization": f"Bearer {KEY}"}
-    body = {"prompt": "Count: 1, 2, 3,", "max_tokens": 1500, "stream": True, "temperature": 0,
-            "logit_bias": {"0": -100, "2": -100}}
-    with httpx.stream("POST", url + "/v1/completions", json=body, headers=auth,
-                      timeout=120) as held:
+    body = {
+        "prompt": "Count: 1, 2, 3,",
+        "max_tokens": 1500,
+        "stream": True,
+        "temperature": 0,
+        "logit_bias": {"0": -100, "2": -100},
+    }
+    with httpx.stream(
+        "POST", url + "/v1/completions", json=body, headers=auth, timeout=120
+    ) as held:
         assert held.status_code == 200
         lines = held.iter_lines()  # kept: a dropped iterator closes the response
         next(lines)
@@ -200,9 +216,24 @@ def test_logprobe_ui_with_a_key_and_the_open_host_warning(tmp_path: Path) -> Non
     with Store.open(db) as s:
         s.create_run("private")
     port = free_port()
-    proc = subprocess.Popen([str(EXE), "ui", "--port", str(port), "--db", db, "--no-playground",
-                             "--api-key", KEY, "--host", "127.0.0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(EXE),
+            "ui",
+            "--port",
+            str(port),
+            "--db",
+            db,
+            "--no-playground",
+            "--api-key",
+            KEY,
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -217,16 +248,21 @@ def test_logprobe_ui_with_a_key_and_the_open_host_warning(tmp_path: Path) -> Non
         assert httpx.get(base + "/").status_code == 401
         assert httpx.get(base + "/", headers={"Accept": "text/html"}).status_code == 303
         jar = _login(base)
-        assert httpx.get(base + "/ui/api/runs", cookies=jar).json()["runs"][0]["name"] == \
-            "private"
-        assert httpx.get(base + "/ui/api/runs", headers={"Authorization": f"Bearer {KEY}"}
-                         ).status_code == 200
+        assert httpx.get(base + "/ui/api/runs", cookies=jar).json()["runs"][0]["name"] == "private"
+        assert (
+            httpx.get(base + "/ui/api/runs", headers={"Authorization": f"Bearer {KEY}"}).status_code
+            == 200
+        )
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "WARNING" not in err
-    out = subprocess.run([str(EXE), "ui", "--port", "70000", "--host", "0.0.0.0"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(EXE), "ui", "--port", "70000", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2  # bad port: refused before listening, no warning needed
 
 

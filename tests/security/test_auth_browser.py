@@ -54,13 +54,15 @@ def test_login_then_browse_and_generate(keyed_ui: str, page: Any, tmp_path: Path
     page.fill("input[name=max_tokens]", "4")
     page.click("#generate")
     page.wait_for_function(
-        "document.getElementById('live-status').textContent.startsWith('done')", timeout=120_000)
+        "document.getElementById('live-status').textContent.startsWith('done')", timeout=120_000
+    )
     assert page.locator("#live-heatmap .tok").count() == 4
 
 
 def test_an_expired_session_sends_the_page_back_to_login(keyed_ui: str, page: Any) -> None:
-    page.context.add_cookies([{"name": "logprobe_session", "value": "1.deadbeef",
-                               "url": keyed_ui + "/ui/"}])
+    page.context.add_cookies(
+        [{"name": "logprobe_session", "value": "1.deadbeef", "url": keyed_ui + "/ui/"}]
+    )
     page.goto(keyed_ui + "/ui/")
     page.wait_for_url("**/ui/login?next=*")
     assert page.locator("#key").count() == 1

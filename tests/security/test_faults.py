@@ -38,8 +38,11 @@ def serve(tmp_path: Path) -> Iterator[Any]:
 
 
 def complete(url: str, prompt: str, max_tokens: int = 4, **kw: Any) -> httpx.Response:
-    return httpx.post(url + "/v1/completions", timeout=120, json={
-        "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "logprobs": 2, **kw})
+    return httpx.post(
+        url + "/v1/completions",
+        timeout=120,
+        json={"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "logprobs": 2, **kw},
+    )
 
 
 def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits(serve: Any) -> None:
@@ -47,8 +50,13 @@ def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits(serve: Any
     lines: list[str] = []
 
     def stream() -> None:
-        body = {"prompt": "Once upon a time", "max_tokens": 120, "stream": True,
-                "temperature": 0, "logit_bias": NO_EOS}
+        body = {
+            "prompt": "Once upon a time",
+            "max_tokens": 120,
+            "stream": True,
+            "temperature": 0,
+            "logit_bias": NO_EOS,
+        }
         with httpx.stream("POST", srv.url + "/v1/completions", json=body, timeout=300) as r:
             lines.extend(line for line in r.iter_lines() if line)
 
@@ -73,8 +81,7 @@ def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits(serve: Any
     assert "SIGTERM: draining 1 request(s) in flight" in log and "Traceback" not in log
 
 
-def test_sigkill_while_recording_keeps_every_answered_response(serve: Any,
-                                                               tmp_path: Path) -> None:
+def test_sigkill_while_recording_keeps_every_answered_response(serve: Any, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'killed.db'}"
     srv = serve("--log", "killed", "--db", db)
     answered: list[str] = []
@@ -113,8 +120,9 @@ def test_sigkill_while_recording_keeps_every_answered_response(serve: Any,
 
 
 def test_full_disk_under_the_sqlite_store_is_logged_and_serving_goes_on(tmp_path: Path) -> None:
-    srv = ServeProcess.python(HERE / "serve_full_disk.py", [str(tmp_path / "full.db"), "full"],
-                              tmp_path)
+    srv = ServeProcess.python(
+        HERE / "serve_full_disk.py", [str(tmp_path / "full.db"), "full"], tmp_path
+    )
     try:
         srv.wait_ready()
         for i in range(20):  # the file's last free bytes take a few responses
@@ -125,8 +133,11 @@ def test_full_disk_under_the_sqlite_store_is_logged_and_serving_goes_on(tmp_path
         assert "database or disk is full" in srv.log(), srv.log()[-2000:]
         failed = srv.log().count("could not record")
         assert complete(srv.url, "Still serving:", 3, stream=True).status_code == 200
-        r = httpx.post(srv.url + "/v1/chat/completions", timeout=120, json={
-            "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})
+        r = httpx.post(
+            srv.url + "/v1/chat/completions",
+            timeout=120,
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3},
+        )
         assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
         assert srv.proc.poll() is None
         log = srv.log()
@@ -146,19 +157,39 @@ def test_postgres_restart_mid_run_is_a_logged_gap(serve: Any, postgres_server: A
     assert complete(srv.url, "Before 1:").status_code == 200
     assert complete(srv.url, "Before 2:", stream=True).status_code == 200
     bindir, data = pg_bindir(), postgres_server.base / "data"
-    subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                                    "stop"]), check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     try:
         for i in range(2):
             assert complete(srv.url, f"During {i}:").status_code == 200  # still serving
         assert srv.proc.poll() is None
     finally:
-        opts = (f"-p {postgres_server.port} -k {postgres_server.base} "
-                "-c listen_addresses=127.0.0.1 -c fsync=off")
-        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l",
-                                        str(postgres_server.base / "server.log"), "-w", "-o",
-                                        opts, "start"]), check=True, capture_output=True,
-                       timeout=60)
+        opts = (
+            f"-p {postgres_server.port} -k {postgres_server.base} "
+            "-c listen_addresses=127.0.0.1 -c fsync=off"
+        )
+        subprocess.run(
+            _as_server_user(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(postgres_server.base / "server.log"),
+                    "-w",
+                    "-o",
+                    opts,
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     assert complete(srv.url, "After 1:").status_code == 200
     assert complete(srv.url, "After 2:", stream=True).status_code == 200
     with Store.open(url) as store:

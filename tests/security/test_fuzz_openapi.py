@@ -26,8 +26,12 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 from logprobe.server import RequestBounds, create_app  # noqa: E402
 
 EXAMPLES = int(os.environ.get("LOGPROBE_FUZZ_EXAMPLES", "6"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +39,12 @@ def fuzz_app() -> Iterator[Any]:
     from logprobe.engines.llamacpp import LlamaEngine
 
     engine = LlamaEngine(n_ctx=48, n_seq_max=2, n_threads=2, max_logprobs=5)
-    yield create_app(engine, max_logprobs=5, max_queue=8,
-                     bounds=RequestBounds(max_prompts=2, max_n=2, max_choices=2))
+    yield create_app(
+        engine,
+        max_logprobs=5,
+        max_queue=8,
+        bounds=RequestBounds(max_prompts=2, max_n=2, max_choices=2),
+    )
     engine.close()
 
 
@@ -57,8 +65,13 @@ def test_every_operation_answers_as_documented(api_schema: Any) -> None:
             continue
 
         @given(case=op.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def fuzz(case: Any) -> None:
             case.call_and_validate(checks=CHECKS, timeout=120)
 

@@ -43,8 +43,11 @@ def read_status(sock: socket.socket) -> tuple[int, bytes]:
             break
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = [int(line.split(b":")[1]) for line in head.split(b"\r\n")
-              if line.lower().startswith(b"content-length:")]
+    length = [
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
     while length and len(body) < length[0]:
         chunk = sock.recv(65536)
         if not chunk:
@@ -56,8 +59,10 @@ def read_status(sock: socket.socket) -> tuple[int, bytes]:
 def test_declared_oversize_body_is_413_without_being_sent(limited: tuple[str, Any]) -> None:
     url, _ = limited
     with raw(url) as s:
-        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                  b"\r\nContent-Length: 10000000\r\n\r\n")
+        s.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 10000000\r\n\r\n"
+        )
         status, data = read_status(s)  # answered although not one body byte was sent
     assert status == 413 and b"request_too_large" in data
 
@@ -66,8 +71,10 @@ def test_chunked_oversize_body_is_refused_once_past_the_limit(limited: tuple[str
     url, _ = limited
     sent = 0
     with raw(url) as s:
-        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                  b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+        s.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         s.settimeout(0.05)
         piece = b"x" * 8192
         data = b""
@@ -92,8 +99,10 @@ def test_chunked_oversize_body_is_refused_once_past_the_limit(limited: tuple[str
 def test_a_body_that_trickles_in_gets_408(limited: tuple[str, Any]) -> None:
     url, _ = limited
     with raw(url) as s:
-        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                  b"\r\nContent-Length: 100\r\n\r\n{\"prompt\":")
+        s.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b'\r\nContent-Length: 100\r\n\r\n{"prompt":'
+        )
         started = time.monotonic()
         status, data = read_status(s)
     assert status == 408 and b"request_timeout" in data
@@ -107,20 +116,33 @@ def test_bodies_under_the_limit_are_served(limited: tuple[str, Any]) -> None:
     assert r.status_code == 200 and r.json()["count"] > 1000
 
 
-@pytest.mark.parametrize(("body", "param", "code"), [
-    ({"prompt": ["a"] * (DEFAULT_BOUNDS.max_prompts + 1)}, "prompt", "array_above_max_length"),
-    ({"prompt": ["a"] * 10, "n": 30}, "n", "integer_above_max_value"),
-    ({"prompt": "a", "n": DEFAULT_BOUNDS.max_n + 1}, "n", "integer_above_max_value"),
-    ({"prompt": "a", "logit_bias": {str(i): 1 for i in range(DEFAULT_BOUNDS.max_logit_bias + 1)}},
-     "logit_bias", "array_above_max_length"),
-    ({"prompt": "a", "stop": ["x"] * (DEFAULT_BOUNDS.max_stop + 1)}, "stop",
-     "array_above_max_length"),
-    ({"prompt": "a", "stop": ["y" * 300]}, "stop[0]", "string_above_max_length"),
-    ({"prompt": "a", "stop": "y" * 300}, "stop", "string_above_max_length"),
-    ({"prompt": "a", "logprobs": 21}, "logprobs", "integer_above_max_value"),
-])
-def test_request_bounds_are_openai_shaped_400s(limited: tuple[str, Any], body: dict[str, Any],
-                                               param: str, code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({"prompt": ["a"] * (DEFAULT_BOUNDS.max_prompts + 1)}, "prompt", "array_above_max_length"),
+        ({"prompt": ["a"] * 10, "n": 30}, "n", "integer_above_max_value"),
+        ({"prompt": "a", "n": DEFAULT_BOUNDS.max_n + 1}, "n", "integer_above_max_value"),
+        (
+            {
+                "prompt": "a",
+                "logit_bias": {str(i): 1 for i in range(DEFAULT_BOUNDS.max_logit_bias + 1)},
+            },
+            "logit_bias",
+            "array_above_max_length",
+        ),
+        (
+            {"prompt": "a", "stop": ["x"] * (DEFAULT_BOUNDS.max_stop + 1)},
+            "stop",
+            "array_above_max_length",
+        ),
+        ({"prompt": "a", "stop": ["y" * 300]}, "stop[0]", "string_above_max_length"),
+        ({"prompt": "a", "stop": "y" * 300}, "stop", "string_above_max_length"),
+        ({"prompt": "a", "logprobs": 21}, "logprobs", "integer_above_max_value"),
+    ],
+)
+def test_request_bounds_are_openai_shaped_400s(
+    limited: tuple[str, Any], body: dict[str, Any], param: str, code: str
+) -> None:
     url, app = limited
     r = httpx.post(url + "/v1/completions", json={"max_tokens": 1, **body}, timeout=60)
     assert r.status_code == 400, r.text
@@ -131,8 +153,11 @@ def test_request_bounds_are_openai_shaped_400s(limited: tuple[str, Any], body: d
 
 def test_chat_bounds_too(limited: tuple[str, Any]) -> None:
     url, _ = limited
-    r = httpx.post(url + "/v1/chat/completions", timeout=60, json={
-        "messages": [{"role": "user", "content": "hi"}], "stop": ["z"] * 17})
+    r = httpx.post(
+        url + "/v1/chat/completions",
+        timeout=60,
+        json={"messages": [{"role": "user", "content": "hi"}], "stop": ["z"] * 17},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "stop"
 
 
@@ -158,16 +183,26 @@ def test_a_client_that_never_reads_its_stream_loses_its_slot(engine: Any) -> Non
 def _never_read(url: str, app: Any) -> None:
     stats = app.state.serving.stats
     cancelled0, events0 = stats.streams_cancelled, stats.stream_events
-    body = json.dumps({"prompt": "Once upon a time " * 50, "max_tokens": 300,
-                       "stream": True, "echo": True, "logprobs": 20, "temperature": 0,
-                       "logit_bias": NO_EOS}).encode()
+    body = json.dumps(
+        {
+            "prompt": "Once upon a time " * 50,
+            "max_tokens": 300,
+            "stream": True,
+            "echo": True,
+            "logprobs": 20,
+            "temperature": 0,
+            "logit_bias": NO_EOS,
+        }
+    ).encode()
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     host, port = url.removeprefix("http://").split(":")
     s.connect((host, int(port)))
     try:
-        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                  b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        s.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         head = b""
         while b"\r\n\r\n" not in head:  # the status line and headers, then never read again
             head += s.recv(1)
@@ -192,8 +227,7 @@ def test_half_open_connections_hold_no_slot(limited: tuple[str, Any]) -> None:
     try:
         for s in socks:
             s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        r = httpx.post(url + "/v1/completions", json={"prompt": "Hi", "max_tokens": 2},
-                       timeout=60)
+        r = httpx.post(url + "/v1/completions", json={"prompt": "Hi", "max_tokens": 2}, timeout=60)
         assert r.status_code == 200
         assert app.state.serving.stats.in_flight == 0
     finally:

@@ -53,10 +53,7 @@ def words(n: int, seed: int) -> str:
 
 
 # questions from a few tokens to ~600 (past 256 and 512), as in the check
-CHATS = [
-    words(n, i) + "\nWhat is this about?"
-    for i, n in enumerate((2, 60, 300, 560))
-]
+CHATS = [words(n, i) + "\nWhat is this about?" for i, n in enumerate((2, 60, 300, 560))]
 
 
 @pytest.fixture(scope="module")

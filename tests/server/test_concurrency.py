@@ -12,18 +12,28 @@ import pytest
 
 from .conftest import boot
 
-QUESTIONS = ["Name three colours.", "What is the capital of Italy?", "Say something kind.",
-             "List two animals."]
+QUESTIONS = [
+    "Name three colours.",
+    "What is the capital of Italy?",
+    "Say something kind.",
+    "List two animals.",
+]
 
 
 def ask(client: Any, model: str, question: str) -> Any:
     return client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": question}], max_tokens=12,
-        temperature=0, logprobs=True, top_logprobs=2).choices[0]
+        model=model,
+        messages=[{"role": "user", "content": question}],
+        max_tokens=12,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
+    ).choices[0]
 
 
-def test_concurrent_requests_match_requests_served_alone(server: Any, client: Any,
-                                                         model_name: str) -> None:
+def test_concurrent_requests_match_requests_served_alone(
+    server: Any, client: Any, model_name: str
+) -> None:
     alone = [ask(client, model_name, q) for q in QUESTIONS]
     in_flight_seen: list[int] = []
 
@@ -44,14 +54,22 @@ def test_concurrent_requests_match_requests_served_alone(server: Any, client: An
 
 def test_client_disconnect_stops_generation(server: Any, model_name: str, engine: Any) -> None:
     eog = {str(t): -100 for t in engine.eog_ids}  # no natural end: only a disconnect stops it
-    body = {"model": model_name, "messages": [{"role": "user", "content": "Tell a story."}],
-            "max_tokens": 1500, "temperature": 0.8, "seed": 1, "stream": True,
-            "logit_bias": eog}
+    body = {
+        "model": model_name,
+        "messages": [{"role": "user", "content": "Tell a story."}],
+        "max_tokens": 1500,
+        "temperature": 0.8,
+        "seed": 1,
+        "stream": True,
+        "logit_bias": eog,
+    }
     before = engine.stats
     stats = server.serving.stats
     cancelled_before = stats.streams_cancelled
-    with httpx.Client(timeout=60) as http, \
-            http.stream("POST", f"{server.base_url}/chat/completions", json=body) as resp:
+    with (
+        httpx.Client(timeout=60) as http,
+        http.stream("POST", f"{server.base_url}/chat/completions", json=body) as resp,
+    ):
         assert resp.status_code == 200
         lines = 0
         for line in resp.iter_lines():
@@ -60,8 +78,7 @@ def test_client_disconnect_stops_generation(server: Any, model_name: str, engine
                 break
     deadline = time.monotonic() + 20
     cancelled = before.get("cancelled_sequences", 0)
-    while engine.stats.get("cancelled_sequences", 0) == cancelled and \
-            time.monotonic() < deadline:
+    while engine.stats.get("cancelled_sequences", 0) == cancelled and time.monotonic() < deadline:
         time.sleep(0.05)
     assert engine.stats.get("cancelled_sequences", 0) == cancelled + 1, "generation not cancelled"
     assert stats.in_flight == 0
@@ -76,15 +93,23 @@ def test_client_disconnect_stops_generation(server: Any, model_name: str, engine
 def test_full_queue_answers_429_with_retry_after(engine: Any, model_name: str) -> None:
     live = boot(engine, max_queue=1)
     eog = {str(t): -100 for t in engine.eog_ids}
-    body = {"model": model_name, "messages": [{"role": "user", "content": "Tell a story."}],
-            "max_tokens": 2000, "temperature": 0.8, "stream": True, "logit_bias": eog}
+    body = {
+        "model": model_name,
+        "messages": [{"role": "user", "content": "Tell a story."}],
+        "max_tokens": 2000,
+        "temperature": 0.8,
+        "stream": True,
+        "logit_bias": eog,
+    }
     try:
         with httpx.Client(timeout=60) as http:
             with http.stream("POST", f"{live.base_url}/chat/completions", json=body) as resp:
                 lines = resp.iter_lines()  # kept alive: dropping it would close the stream
                 assert next(lines).startswith("data:")  # the stream holds the only slot now
-                r = http.post(f"{live.base_url}/completions",
-                              json={"model": model_name, "prompt": "Hi", "max_tokens": 1})
+                r = http.post(
+                    f"{live.base_url}/completions",
+                    json={"model": model_name, "prompt": "Hi", "max_tokens": 1},
+                )
                 assert r.status_code == 429
                 assert r.headers["retry-after"] == "1"
                 err = r.json()["error"]
@@ -92,34 +117,44 @@ def test_full_queue_answers_429_with_retry_after(engine: Any, model_name: str) -
                 assert err["code"] == "rate_limit_exceeded"
                 with pytest.raises(openai.RateLimitError):
                     live.client().chat.completions.create(
-                        model=model_name, messages=[{"role": "user", "content": "Hi"}])
+                        model=model_name, messages=[{"role": "user", "content": "Hi"}]
+                    )
                 assert http.get(f"{live.url}/health").json()["rejected"] == 2
             deadline = time.monotonic() + 20
             while live.serving.stats.in_flight and time.monotonic() < deadline:
                 time.sleep(0.05)
-            ok = http.post(f"{live.base_url}/completions",
-                           json={"model": model_name, "prompt": "Hi", "max_tokens": 1})
+            ok = http.post(
+                f"{live.base_url}/completions",
+                json={"model": model_name, "prompt": "Hi", "max_tokens": 1},
+            )
             assert ok.status_code == 200
     finally:
         live.stop()
 
 
-def test_a_streamed_prompt_list_uses_a_bounded_number_of_threads(server: Any,
-                                                                 model_name: str) -> None:
+def test_a_streamed_prompt_list_uses_a_bounded_number_of_threads(
+    server: Any, model_name: str
+) -> None:
     """A streamed /v1/completions with many prompts runs them on at most 8 worker threads
     (it used to start one thread per prompt), and every prompt's stream still completes."""
     import threading
 
     prompts = [f"Item {i}:" for i in range(12)]
-    body = {"model": model_name, "prompt": prompts, "max_tokens": 3, "temperature": 0,
-            "stream": True}
+    body = {
+        "model": model_name,
+        "prompt": prompts,
+        "max_tokens": 3,
+        "temperature": 0,
+        "stream": True,
+    }
     most = 0
     finished: set[int] = set()
     with httpx.stream("POST", f"{server.base_url}/completions", json=body, timeout=300) as r:
         assert r.status_code == 200
         for line in r.iter_lines():
-            most = max(most, sum(t.name.startswith("logprobe-stream-")
-                                 for t in threading.enumerate()))
+            most = max(
+                most, sum(t.name.startswith("logprobe-stream-") for t in threading.enumerate())
+            )
             if line.startswith("data: {"):
                 import json
 

@@ -38,30 +38,47 @@ def wait_for(store: Store, run: str, n: int) -> None:
     raise AssertionError(f"run {run!r} did not reach {n} responses")
 
 
-def test_every_endpoint_is_recorded(recorded: tuple[LiveServer, Store], model_name: str
-                                    ) -> None:
+def test_every_endpoint_is_recorded(recorded: tuple[LiveServer, Store], model_name: str) -> None:
     live, store = recorded
     client = live.client()
-    chat = client.chat.completions.create(model=model_name, messages=MSG, max_tokens=5,
-                                          temperature=0, logprobs=True, top_logprobs=2)
-    chunks = list(client.chat.completions.create(model=model_name, messages=MSG, max_tokens=5,
-                                                 temperature=0, logprobs=True, top_logprobs=2,
-                                                 stream=True))
-    batch = client.completions.create(model=model_name, prompt=["Hi", "Bye"], max_tokens=3,
-                                      temperature=0, logprobs=1)
-    resp = client.responses.create(model=model_name, input="Hi", max_output_tokens=3,
-                                   temperature=0, include=["message.output_text.logprobs"])
+    chat = client.chat.completions.create(
+        model=model_name, messages=MSG, max_tokens=5, temperature=0, logprobs=True, top_logprobs=2
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model=model_name,
+            messages=MSG,
+            max_tokens=5,
+            temperature=0,
+            logprobs=True,
+            top_logprobs=2,
+            stream=True,
+        )
+    )
+    batch = client.completions.create(
+        model=model_name, prompt=["Hi", "Bye"], max_tokens=3, temperature=0, logprobs=1
+    )
+    resp = client.responses.create(
+        model=model_name,
+        input="Hi",
+        max_output_tokens=3,
+        temperature=0,
+        include=["message.output_text.logprobs"],
+    )
     wait_for(store, "served", 5)
     rows = store.responses("served", with_tokens=True)
-    by = {e: [r for r in rows if r.meta["endpoint"] == e]
-          for e in ("chat.completions", "completions", "responses")}
+    by = {
+        e: [r for r in rows if r.meta["endpoint"] == e]
+        for e in ("chat.completions", "completions", "responses")
+    }
     assert [len(v) for v in by.values()] == [2, 2, 1]
     streamed_text = "".join(c.choices[0].delta.content or "" for c in chunks)
     for row in by["chat.completions"]:  # the plain and the streamed request (same at T=0)
         assert row.text == chat.choices[0].message.content == streamed_text
         assert row.messages == MSG
         assert [t.logprob for t in row.tokens] == pytest.approx(
-            [e.logprob for e in chat.choices[0].logprobs.content], abs=1e-5)
+            [e.logprob for e in chat.choices[0].logprobs.content], abs=1e-5
+        )
         assert [len(t.top_logprobs) for t in row.tokens] == [2] * 5
     comp = sorted(by["completions"], key=lambda r: r.prompt)
     assert [r.prompt for r in comp] == ["Bye", "Hi"]

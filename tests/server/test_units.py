@@ -15,17 +15,31 @@ from logprobe.server.protocol import ChatCompletionRequest
 from logprobe.server.render import TextOffsets, finite_logprob, legacy_logprobs, legacy_token
 from logprobe.types import LOGPROB_FLOOR, TokenLogprob
 
-SETTINGS = settings(max_examples=200, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _isort_key(name: str) -> tuple[int, str]:
     return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
 
 
-@pytest.mark.parametrize("module", ["", ".app", ".convert", ".errors", ".protocol",
-                                    ".recording", ".render", ".responses", ".serving",
-                                    ".streaming", ".tokens"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "",
+        ".app",
+        ".convert",
+        ".errors",
+        ".protocol",
+        ".recording",
+        ".render",
+        ".responses",
+        ".serving",
+        ".streaming",
+        ".tokens",
+    ],
+)
 def test_public_api_sorted(module: str) -> None:
     mod = importlib.import_module(f"logprobe.server{module}")
     assert mod.__all__ == sorted(mod.__all__, key=_isort_key)  # constants, classes, functions
@@ -33,18 +47,31 @@ def test_public_api_sorted(module: str) -> None:
         assert hasattr(mod, name)
 
 
-@pytest.mark.parametrize(("loc", "body", "missing", "expected"), [
-    (("body", "temperature"), {"temperature": "x"}, False, "temperature"),
-    (("body", "stop", "list[str]", 0), {"stop": [1]}, False, "stop[0]"),
-    (("body", "stop", "str"), {"stop": [1]}, False, "stop"),
-    (("body", "prompt", "list[list[int]]", 0, 1), {"prompt": [[1, "a"]]}, False, "prompt[0][1]"),
-    (("body", "messages", 0, "content", "str"), {"messages": [{"content": 5}]}, False,
-     "messages[0].content"),
-    (("body", "messages", 0, "role"), {"messages": [{}]}, True, "messages[0].role"),
-    (("body",), [1], False, None),
-])
-def test_field_path(loc: tuple[object, ...], body: object, missing: bool, expected: str | None
-                    ) -> None:
+@pytest.mark.parametrize(
+    ("loc", "body", "missing", "expected"),
+    [
+        (("body", "temperature"), {"temperature": "x"}, False, "temperature"),
+        (("body", "stop", "list[str]", 0), {"stop": [1]}, False, "stop[0]"),
+        (("body", "stop", "str"), {"stop": [1]}, False, "stop"),
+        (
+            ("body", "prompt", "list[list[int]]", 0, 1),
+            {"prompt": [[1, "a"]]},
+            False,
+            "prompt[0][1]",
+        ),
+        (
+            ("body", "messages", 0, "content", "str"),
+            {"messages": [{"content": 5}]},
+            False,
+            "messages[0].content",
+        ),
+        (("body", "messages", 0, "role"), {"messages": [{}]}, True, "messages[0].role"),
+        (("body",), [1], False, None),
+    ],
+)
+def test_field_path(
+    loc: tuple[object, ...], body: object, missing: bool, expected: str | None
+) -> None:
     assert field_path(loc, body, missing=missing) == expected  # type: ignore[arg-type]
 
 
@@ -91,6 +118,7 @@ def test_legacy_logprobs_first_prompt_token_is_null() -> None:
 def test_unknown_fields_warn_at_every_level(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="logprobe.server")
     ChatCompletionRequest.model_validate(
-        {"messages": [{"role": "user", "content": "hi", "mood": 1}], "wibble": 2})
+        {"messages": [{"role": "user", "content": "hi", "mood": 1}], "wibble": 2}
+    )
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "wibble" in text and "mood" in text

@@ -42,8 +42,11 @@ def free_port() -> int:
 
 def pg_bindir() -> Path | None:
     """The newest Debian PostgreSQL bin directory holding initdb and pg_ctl."""
-    found = [Path(p) for p in glob.glob(PG_BIN_GLOB)
-             if (Path(p) / "initdb").exists() and (Path(p) / "pg_ctl").exists()]
+    found = [
+        Path(p)
+        for p in glob.glob(PG_BIN_GLOB)
+        if (Path(p) / "initdb").exists() and (Path(p) / "pg_ctl").exists()
+    ]
     found.sort(key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
     return found[-1] if found else None
 
@@ -93,8 +96,9 @@ def postgres_server() -> Iterator[PgServer]:
     """A throwaway PostgreSQL server on 127.0.0.1 (skipped with the reason if impossible)."""
     bindir = pg_bindir()
     if bindir is None:
-        pytest.skip(f"no PostgreSQL server binaries under {PG_BIN_GLOB} "
-                    "(apt-get install -y postgresql)")
+        pytest.skip(
+            f"no PostgreSQL server binaries under {PG_BIN_GLOB} (apt-get install -y postgresql)"
+        )
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -107,12 +111,39 @@ def postgres_server() -> Iterator[PgServer]:
     port = free_port()
     started = False
     try:
-        _run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-              "-E", "UTF8", "--no-locale", "--no-sync"])
-        opts = (f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c full_page_writes=off -c max_connections=60")
-        _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
-              "-t", "60", "-o", opts, "start"])
+        _run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
+        )
+        opts = (
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=60"
+        )
+        _run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                opts,
+                "start",
+            ]
+        )
         started = True
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         shutil.rmtree(base, ignore_errors=True)
@@ -121,9 +152,13 @@ def postgres_server() -> Iterator[PgServer]:
         yield PgServer(port=port, base=base)
     finally:
         if started:
-            subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m",
-                                            "immediate", "-w", "stop"]),
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                _as_server_user(
+                    [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+                ),
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -15,13 +15,18 @@ from logprobe.types import Alternative, Choice, Completion, TokenLogprob
 
 def response(i: int, n_tokens: int) -> Completion:
     toks = tuple(
-        TokenLogprob(token=f" t{k}", bytes=f" t{k}".encode(), logprob=-((k + i) % 50) / 10,
-                     id=k, top_logprobs=(Alternative(f" t{k}", f" t{k}".encode(),
-                                                     -((k + i) % 50) / 10),))
+        TokenLogprob(
+            token=f" t{k}",
+            bytes=f" t{k}".encode(),
+            logprob=-((k + i) % 50) / 10,
+            id=k,
+            top_logprobs=(Alternative(f" t{k}", f" t{k}".encode(), -((k + i) % 50) / 10),),
+        )
         for k in range(n_tokens)
     )
-    return Completion(choices=(Choice(text="".join(t.token for t in toks), tokens=toks),),
-                      model="writer")
+    return Completion(
+        choices=(Choice(text="".join(t.token for t in toks), tokens=toks),), model="writer"
+    )
 
 
 def main() -> None:

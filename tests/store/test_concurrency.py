@@ -23,13 +23,19 @@ WRITER = Path(__file__).resolve().parent / "store_writer.py"
 def assert_consistent(store: Store) -> None:
     """Every response holds exactly its tokens; every request has its responses."""
     with store.transaction(write=False) as conn:
-        bad = conn.execute(text(
-            "SELECT r.id FROM responses r LEFT JOIN (SELECT response_id, count(*) AS c "
-            "FROM tokens WHERE part = 0 GROUP BY response_id) t ON t.response_id = r.id "
-            "WHERE coalesce(t.c, 0) <> r.n_tokens")).all()
-        orphans = conn.execute(text(
-            "SELECT count(*) FROM requests q WHERE NOT EXISTS "
-            "(SELECT 1 FROM responses r WHERE r.request_id = q.id)")).scalar_one()
+        bad = conn.execute(
+            text(
+                "SELECT r.id FROM responses r LEFT JOIN (SELECT response_id, count(*) AS c "
+                "FROM tokens WHERE part = 0 GROUP BY response_id) t ON t.response_id = r.id "
+                "WHERE coalesce(t.c, 0) <> r.n_tokens"
+            )
+        ).all()
+        orphans = conn.execute(
+            text(
+                "SELECT count(*) FROM requests q WHERE NOT EXISTS "
+                "(SELECT 1 FROM responses r WHERE r.request_id = q.id)"
+            )
+        ).scalar_one()
     assert bad == [] and orphans == 0
     if store.dialect == "sqlite":
         with store.transaction(write=False) as conn:
@@ -67,9 +73,16 @@ def test_threads_writing_at_once_lose_nothing(db_url: str) -> None:
 def test_processes_writing_at_once_lose_nothing(db_url: str) -> None:
     n_proc, per_proc = 4, 8
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [subprocess.Popen([sys.executable, str(WRITER), db_url, "multi", str(per_proc), "150"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(n_proc)]  # all open a fresh store at once: migrations race too
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WRITER), db_url, "multi", str(per_proc), "150"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(n_proc)
+    ]  # all open a fresh store at once: migrations race too
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
@@ -85,9 +98,13 @@ def test_processes_writing_at_once_lose_nothing(db_url: str) -> None:
 def test_sigkill_mid_write_leaves_a_usable_database(db_url: str) -> None:
     committed_before = lost = 0
     for round_ in range(3):
-        proc = subprocess.Popen([sys.executable, str(WRITER), db_url, "killed", "50", "4000"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), db_url, "killed", "50", "4000"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         assert proc.stdout is not None
         target = f"begin {2 + round_}"
         for line in proc.stdout:

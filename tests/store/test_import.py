@@ -22,15 +22,37 @@ LOGPROBE = Path(sys.executable).with_name("logprobe")
 
 def openai_chat(words: list[tuple[str, float]], model: str = "gpt-4o-mini") -> dict[str, Any]:
     """An OpenAI Chat Completions response with logprobs (the documented shape)."""
-    content = [{"token": w, "logprob": lp, "bytes": list(w.encode()),
-                "top_logprobs": [{"token": w, "logprob": lp, "bytes": list(w.encode())},
-                                 {"token": "zz", "logprob": lp - 2, "bytes": [122, 122]}]}
-               for w, lp in words]
-    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "".join(w for w, _ in words)},
-                         "logprobs": {"content": content, "refusal": None}}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": len(words), "total_tokens": 5 + len(words)}}
+    content = [
+        {
+            "token": w,
+            "logprob": lp,
+            "bytes": list(w.encode()),
+            "top_logprobs": [
+                {"token": w, "logprob": lp, "bytes": list(w.encode())},
+                {"token": "zz", "logprob": lp - 2, "bytes": [122, 122]},
+            ],
+        }
+        for w, lp in words
+    ]
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "".join(w for w, _ in words)},
+                "logprobs": {"content": content, "refusal": None},
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 5,
+            "completion_tokens": len(words),
+            "total_tokens": 5 + len(words),
+        },
+    }
 
 
 def write_jsonl(path: Path, items: list[Any]) -> Path:
@@ -40,12 +62,26 @@ def write_jsonl(path: Path, items: list[Any]) -> Path:
 
 def test_import_jsonl_of_many_shapes(store: Store, tmp_path: Path) -> None:
     items = [
-        {"prompt": "Capital of France?", "response": openai_chat([("Paris", -0.01)]),
-         "correct": True, "params": {"temperature": 0}},
-        {"messages": [{"role": "user", "content": "2+2?"}],
-         "response": openai_chat([("4", -0.2)]), "correct": 0, "meta": {"id": "q2"}},
-        {"custom_id": "req-3", "response": {"status_code": 200, "request_id": "x",
-                                            "body": openai_chat([("Blue", -1.5)])}},
+        {
+            "prompt": "Capital of France?",
+            "response": openai_chat([("Paris", -0.01)]),
+            "correct": True,
+            "params": {"temperature": 0},
+        },
+        {
+            "messages": [{"role": "user", "content": "2+2?"}],
+            "response": openai_chat([("4", -0.2)]),
+            "correct": 0,
+            "meta": {"id": "q2"},
+        },
+        {
+            "custom_id": "req-3",
+            "response": {
+                "status_code": 200,
+                "request_id": "x",
+                "body": openai_chat([("Blue", -1.5)]),
+            },
+        },
         sentence(["neutral", " dict"], [-0.3, -0.4]).to_dict(),
     ]
     path = write_jsonl(tmp_path / "mixed.jsonl", items)
@@ -61,17 +97,35 @@ def test_import_jsonl_of_many_shapes(store: Store, tmp_path: Path) -> None:
 
 
 def test_import_json_list_single_object_and_sse_stream(store: Store, tmp_path: Path) -> None:
-    (tmp_path / "list.json").write_text(json.dumps([openai_chat([("a", -0.1)]),
-                                                    openai_chat([("b", -0.2)])]))
+    (tmp_path / "list.json").write_text(
+        json.dumps([openai_chat([("a", -0.1)]), openai_chat([("b", -0.2)])])
+    )
     (tmp_path / "one.json").write_text(json.dumps(openai_chat([("c", -0.3)])))
-    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-             "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None,
-                          "logprobs": {"content": [{"token": "Hi", "logprob": -0.5,
-                                                    "bytes": [72, 105], "top_logprobs": []}]}}]}
-    last = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop",
-                                  "logprobs": None}]}
-    (tmp_path / "stream.sse").write_text(f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(last)}"
-                                         "\n\ndata: [DONE]\n\n")
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"content": "Hi"},
+                "finish_reason": None,
+                "logprobs": {
+                    "content": [
+                        {"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": []}
+                    ]
+                },
+            }
+        ],
+    }
+    last = {
+        **chunk,
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}],
+    }
+    (tmp_path / "stream.sse").write_text(
+        f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(last)}\n\ndata: [DONE]\n\n"
+    )
     (tmp_path / "chunks.json").write_text(json.dumps([chunk, last]))
     assert import_file(store, tmp_path / "list.json", "l").imported == 2
     assert import_file(store, tmp_path / "one.json", "o").imported == 1
@@ -84,9 +138,20 @@ def test_import_json_list_single_object_and_sse_stream(store: Store, tmp_path: P
 def test_malformed_lines_abort_the_whole_import(store: Store, tmp_path: Path) -> None:
     good = json.dumps(openai_chat([("ok", -0.1)]))
     path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join([good, "{not json", good, '{"choices": 3}', "[1, 2]",
-                               json.dumps({"response": openai_chat([("x", -1)]),
-                                           "correct": "maybe"}), good]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                good,
+                "{not json",
+                good,
+                '{"choices": 3}',
+                "[1, 2]",
+                json.dumps({"response": openai_chat([("x", -1)]), "correct": "maybe"}),
+                good,
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(InvalidRequestError) as e:
         import_file(store, path, "strict")
     msg = str(e.value)
@@ -105,8 +170,11 @@ def test_nan_and_no_logprobs_are_reported(store: Store, tmp_path: Path) -> None:
     no_lp = openai_chat([("x", -0.1)])
     no_lp["choices"][0]["logprobs"] = None
     path = tmp_path / "odd.jsonl"
-    path.write_text('{"choices": [{"text": "a", "tokens": [{"token": "a", "logprob": NaN}]}]}\n'
-                    + json.dumps(no_lp) + "\n")
+    path.write_text(
+        '{"choices": [{"text": "a", "tokens": [{"token": "a", "logprob": NaN}]}]}\n'
+        + json.dumps(no_lp)
+        + "\n"
+    )
     with pytest.raises(InvalidRequestError) as e:
         import_file(store, path, "odd")
     assert "line 1: NaN is not a valid JSON number" in str(e.value)
@@ -122,14 +190,18 @@ def test_existing_runs_need_append(store: Store, tmp_path: Path) -> None:
     assert store.count_responses("twice") == 2
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "cannot read"),
-    (b"\xff\xfe\x00bad", "is not UTF-8"),
-    (b"", "no responses to import"),
-    (b"{oops", "file: invalid JSON"),
-])
-def test_unreadable_files(store: Store, tmp_path: Path, content: bytes | None,
-                          message: str) -> None:
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot read"),
+        (b"\xff\xfe\x00bad", "is not UTF-8"),
+        (b"", "no responses to import"),
+        (b"{oops", "file: invalid JSON"),
+    ],
+)
+def test_unreadable_files(
+    store: Store, tmp_path: Path, content: bytes | None, message: str
+) -> None:
     path = tmp_path / "f.json"
     if content is not None:
         path.write_bytes(content)
@@ -159,14 +231,19 @@ def test_huge_response_imports_in_reasonable_time(store: Store, huge_file: Path)
     page = store.tokens(rid, offset=99_000, limit=1000)
     assert [t.token for t in page[:2]] == [" w4000", " w4001"] and len(page) == 1000
     assert time.perf_counter() - t0 < 5
-    print(f"\n100k-token import ({store.dialect}): {seconds:.1f}s, "
-          f"{path.stat().st_size / 1e6:.0f} MB JSON")
+    print(
+        f"\n100k-token import ({store.dialect}): {seconds:.1f}s, "
+        f"{path.stat().st_size / 1e6:.0f} MB JSON"
+    )
 
 
 # -- through the CLI --------------------------------------------------------------------------
-def test_cli_import_reports_and_exits_2_on_bad_input(db_url: str, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_jsonl(tmp_path / "ok.jsonl", [openai_chat([("a", -0.1)]), openai_chat([("b", -1)])])
+def test_cli_import_reports_and_exits_2_on_bad_input(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(
+        tmp_path / "ok.jsonl", [openai_chat([("a", -0.1)]), openai_chat([("b", -1)])]
+    )
     assert main(["import", str(path), "--run", "cli", "--db", db_url, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["imported"] == 2 and out["run"] == "cli" and out["skipped"] == []
@@ -181,11 +258,19 @@ def test_cli_import_reports_and_exits_2_on_bad_input(db_url: str, tmp_path: Path
 def test_cli_import_in_a_real_process(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'p.db'}"
     path = write_jsonl(tmp_path / "ok.jsonl", [openai_chat([("a", -0.1)])])
-    proc = subprocess.run([str(LOGPROBE), "import", str(path), "--run", "proc", "--db", db,
-                           "--tag", "t1"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(LOGPROBE), "import", str(path), "--run", "proc", "--db", db, "--tag", "t1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "imported 1 response(s), 1 tokens, into run 'proc'" in proc.stdout
-    proc = subprocess.run([str(LOGPROBE), "runs", "list", "--db", db, "--format", "jsonl"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(LOGPROBE), "runs", "list", "--db", db, "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["name"], r["tags"], r["n_responses"]) for r in rows] == [("proc", ["t1"], 1)]

@@ -49,8 +49,9 @@ def test_compare_puts_regressions_first(two_runs: str) -> None:
     assert cmp.summary()["n_regressed"] == 2 and cmp.summary()["n_improved"] == 1
 
 
-def test_runs_list_in_every_format(two_runs: str, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_runs_list_in_every_format(
+    two_runs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["runs", "list", "--db", two_runs]) == 0
     table = capsys.readouterr().out
     assert "A" in table and "m-b" in table and "2 run(s)" in table
@@ -68,14 +69,19 @@ def test_runs_show(two_runs: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["runs", "show", "A", "--db", two_runs]) == 0
     out = capsys.readouterr().out
     assert "model: m-a" in out and "Paris!" in out
-    assert main(["runs", "show", "A", "--db", two_runs, "--format", "jsonl", "--tokens",
-                 "--limit", "1"]) == 0
+    assert (
+        main(
+            ["runs", "show", "A", "--db", two_runs, "--format", "jsonl", "--tokens", "--limit", "1"]
+        )
+        == 0
+    )
     row = json.loads(capsys.readouterr().out)
     assert row["prompt"] == "q1" and [t["token"] for t in row["tokens"]] == ["Paris", "!"]
 
 
-def test_runs_compare_formats(two_runs: str, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_runs_compare_formats(
+    two_runs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["runs", "compare", "A", "B", "--db", two_runs, "--format", "jsonl"]) == 0
     captured = capsys.readouterr()
     rows = [json.loads(x) for x in captured.out.splitlines()]
@@ -83,12 +89,18 @@ def test_runs_compare_formats(two_runs: str, tmp_path: Path,
     assert rows[0]["tokens"][0]["token_a"] == "Paris"
     assert "3 common prompt(s): 2 regressed, 1 improved" in captured.err
     out = tmp_path / "cmp.csv"
-    assert main(["runs", "compare", "A", "B", "--db", two_runs, "--format", "csv",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["runs", "compare", "A", "B", "--db", two_runs, "--format", "csv", "--out", str(out)])
+        == 0
+    )
     got = list(csv.DictReader(io.StringIO(out.read_text())))
     assert got[0]["status"] == "regressed" and got[0]["prompt"] == "q1"
-    assert main(["runs", "compare", "A", "B", "--db", two_runs, "--level", "token",
-                 "--format", "jsonl"]) == 0
+    assert (
+        main(
+            ["runs", "compare", "A", "B", "--db", two_runs, "--level", "token", "--format", "jsonl"]
+        )
+        == 0
+    )
     toks = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert toks[0]["token_a"] == "Paris" and toks[0]["delta"] == pytest.approx(-1.9)
     assert [t["delta"] for t in toks] == sorted(t["delta"] for t in toks)
@@ -96,22 +108,27 @@ def test_runs_compare_formats(two_runs: str, tmp_path: Path,
     assert "regressed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["runs", "show", "nope"], "error: no run named 'nope' (known runs: 'A', 'B')"),
-    (["runs", "compare", "A", "zzz"], "error: no run named 'zzz'"),
-    (["runs", "list", "--format", "xml"], "error: unknown format 'xml'"),
-    (["runs", "compare", "A", "B", "--level", "word"], "error: --level must be"),
-    (["runs", "show", "A", "--limit", "-1"], "error: --limit and --offset must be >= 0"),
-])
-def test_cli_errors_are_one_line(two_runs: str, argv: list[str], message: str,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["runs", "show", "nope"], "error: no run named 'nope' (known runs: 'A', 'B')"),
+        (["runs", "compare", "A", "zzz"], "error: no run named 'zzz'"),
+        (["runs", "list", "--format", "xml"], "error: unknown format 'xml'"),
+        (["runs", "compare", "A", "B", "--level", "word"], "error: --level must be"),
+        (["runs", "show", "A", "--limit", "-1"], "error: --limit and --offset must be >= 0"),
+    ],
+)
+def test_cli_errors_are_one_line(
+    two_runs: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([*argv, "--db", two_runs]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
 
 
-def test_attach_and_delete(two_runs: str, tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_attach_and_delete(
+    two_runs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     preds = tmp_path / "predictions.jsonl"
     preds.write_text('{"confidence": 0.8, "correct": true}\n')
     assert main(["runs", "attach", "A", str(preds), "--db", two_runs]) == 0
@@ -124,12 +141,16 @@ def test_attach_and_delete(two_runs: str, tmp_path: Path,
 
 
 def test_unreachable_database_in_a_real_process() -> None:
-    proc = subprocess.run([str(LOGPROBE), "runs", "list", "--db",
-                           "postgresql://bob:hunter2@127.0.0.1:9/logs"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(LOGPROBE), "runs", "list", "--db", "postgresql://bob:hunter2@127.0.0.1:9/logs"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error: cannot open store postgresql+psycopg://bob:***@127.0.0.1:9"
-                                  "/logs: ")
+    assert proc.stderr.startswith(
+        "error: cannot open store postgresql+psycopg://bob:***@127.0.0.1:9/logs: "
+    )
     assert proc.stderr.count("\n") == 1 and "hunter2" not in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 

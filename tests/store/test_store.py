@@ -37,23 +37,53 @@ def test_reopening_keeps_data(db_url: str) -> None:
 def test_record_round_trips_every_token_field(store: Store) -> None:
     euro = "€".encode()
     tokens = (
-        TokenLogprob(token="\ufffd", bytes=euro[:2], logprob=-0.25, id=12, rank=1,
-                     top_logprobs=(Alternative("\ufffd", euro[:2], -0.25, 12),
-                                   Alternative("x", b"x", -3.0, 87)), entropy=0.7),
+        TokenLogprob(
+            token="\ufffd",
+            bytes=euro[:2],
+            logprob=-0.25,
+            id=12,
+            rank=1,
+            top_logprobs=(
+                Alternative("\ufffd", euro[:2], -0.25, 12),
+                Alternative("x", b"x", -3.0, 87),
+            ),
+            entropy=0.7,
+        ),
         TokenLogprob(token="\ufffd", bytes=euro[2:], logprob=-0.01, id=13, rank=1),
-        TokenLogprob(token="<0x00>", bytes=b"\x00", logprob=LOGPROB_FLOOR, id=3, rank=40,
-                     top_logprobs=(Alternative("\x00", None, -1.0),)),
+        TokenLogprob(
+            token="<0x00>",
+            bytes=b"\x00",
+            logprob=LOGPROB_FLOOR,
+            id=3,
+            rank=40,
+            top_logprobs=(Alternative("\x00", None, -1.0),),
+        ),
         TokenLogprob(token="nul\x00in", bytes=None, logprob=-2.0, top_logprobs=()),
         TokenLogprob(token="\x01marked", bytes=b"\x01marked", logprob=-0.5),
     )
-    prompt_tokens = (TokenLogprob(token="Hi", bytes=b"Hi", logprob=None, id=1),
-                     TokenLogprob(token="!", bytes=b"!", logprob=-4.5, id=2, rank=3))
-    second = Choice(text="other", tokens=(TokenLogprob("o", b"o", -1.5),), finish_reason="length",
-                    index=1)
+    prompt_tokens = (
+        TokenLogprob(token="Hi", bytes=b"Hi", logprob=None, id=1),
+        TokenLogprob(token="!", bytes=b"!", logprob=-4.5, id=2, rank=3),
+    )
+    second = Choice(
+        text="other", tokens=(TokenLogprob("o", b"o", -1.5),), finish_reason="length", index=1
+    )
     comp = Completion(
-        choices=(Choice(text="€<0x00>", tokens=tokens, finish_reason="stop", index=0,
-                        prompt_tokens=prompt_tokens), second),
-        model="m", provider="openai", logprob_mode="processed", id="cmpl-1", created=5,
+        choices=(
+            Choice(
+                text="€<0x00>",
+                tokens=tokens,
+                finish_reason="stop",
+                index=0,
+                prompt_tokens=prompt_tokens,
+            ),
+            second,
+        ),
+        model="m",
+        provider="openai",
+        logprob_mode="processed",
+        id="cmpl-1",
+        created=5,
     )
     rec = store.record("rt", "Hi!", comp, {"temperature": 0.5, "stop": ["\n"]})
     assert len(rec.response_ids) == 2
@@ -64,13 +94,20 @@ def test_record_round_trips_every_token_field(store: Store) -> None:
     assert got[1].finish_reason == "length" and got[1].choice_index == 1
     back = got[0].to_completion()
     assert back.choices[0] == comp.choices[0]
-    assert (back.model, back.provider, back.logprob_mode, back.id) == ("m", "openai", "processed",
-                                                                     "cmpl-1")
+    assert (back.model, back.provider, back.logprob_mode, back.id) == (
+        "m",
+        "openai",
+        "processed",
+        "cmpl-1",
+    )
     assert got[0].params == {"temperature": 0.5, "stop": ["\n"]}
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(comp=completions())
 def test_any_completion_round_trips(store: Store, comp: Completion) -> None:
     rec = store.record("prop", "prompt", comp)
@@ -111,15 +148,24 @@ def test_perplexity_matches_definition(store: Store) -> None:
 
 
 def test_runs_create_list_filter_and_duplicates(store: Store) -> None:
-    store.create_run("base", model="smol", model_version="q4_1", prompt_template="Q: {x}",
-                     params={"temperature": 0}, tags=["nightly", "eval"])
+    store.create_run(
+        "base",
+        model="smol",
+        model_version="q4_1",
+        prompt_template="Q: {x}",
+        params={"temperature": 0},
+        tags=["nightly", "eval"],
+    )
     store.create_run("other", model="gemma", tags=["eval"])
     with pytest.raises(StoreError, match="already exists"):
         store.create_run("base")
     assert store.create_run("base", exist_ok=True).model == "smol"
     run = store.run("base")
-    assert (run.model_version, run.prompt_template, run.tags) == ("q4_1", "Q: {x}",
-                                                                  ("eval", "nightly"))
+    assert (run.model_version, run.prompt_template, run.tags) == (
+        "q4_1",
+        "Q: {x}",
+        ("eval", "nightly"),
+    )
     assert [r.name for r in store.runs()] == ["other", "base"]  # newest first
     assert [r.name for r in store.runs(tag="nightly")] == ["base"]
     assert [r.name for r in store.runs(model="GEM")] == ["other"]
@@ -153,14 +199,22 @@ def test_record_needs_a_completion(store: Store) -> None:
 def test_record_accepts_chat_messages_generation_params_and_scores(store: Store) -> None:
     params = GenerationParams.make(max_tokens=4, temperature=0, stop="\n", logit_bias={5: -1.0})
     msgs = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-    rid = store.record("chat", msgs, sentence(["hello"], [-0.3]), params, correct=True,
-                       meta={"case": 1}, latency_ms=12.5).response_ids[0]
+    rid = store.record(
+        "chat",
+        msgs,
+        sentence(["hello"], [-0.3]),
+        params,
+        correct=True,
+        meta={"case": 1},
+        latency_ms=12.5,
+    ).response_ids[0]
     r = store.response(rid)
     assert r.prompt == "system: be brief\nuser: hi" and r.messages == msgs
     assert r.params["stop"] == ["\n"] and r.params["logit_bias"] == {"5": -1.0}
     assert (r.correct, r.meta, r.latency_ms) == (True, {"case": 1}, 12.5)
-    scored = ScoredText(text=" Paris", tokens=(tok(" Paris", -0.05),), prompt="Capital:",
-                        prompt_token_count=3)
+    scored = ScoredText(
+        text=" Paris", tokens=(tok(" Paris", -0.05),), prompt="Capital:", prompt_token_count=3
+    )
     sid = store.record_scored("chat", scored).response_ids[0]
     s = store.response(sid)
     assert (s.prompt, s.text, s.tokens) == ("Capital:", " Paris", scored.tokens)
@@ -189,8 +243,9 @@ def test_responses_are_paged_in_insertion_order(store: Store) -> None:
 
 def test_artifacts_are_kept_and_replaced(store: Store) -> None:
     store.create_run("art")
-    store.add_artifact("art", "predictions.jsonl", '{"confidence": 0.9, "correct": true}\n',
-                       "application/jsonl")
+    store.add_artifact(
+        "art", "predictions.jsonl", '{"confidence": 0.9, "correct": true}\n', "application/jsonl"
+    )
     store.add_artifact("art", "predictions.jsonl", b"v2")
     assert store.artifact("art", "predictions.jsonl") == b"v2"
     assert [a["name"] for a in store.artifacts("art")] == ["predictions.jsonl"]
@@ -204,8 +259,9 @@ def test_delete_run_removes_everything_below_it(store: Store) -> None:
     store.add_artifact("gone", "f", b"1")
     store.delete_run("gone")
     with store.transaction(write=False) as conn:
-        n_tok = conn.execute(text("SELECT count(*) FROM tokens WHERE response_id = :r"),
-                             {"r": rid}).scalar_one()
+        n_tok = conn.execute(
+            text("SELECT count(*) FROM tokens WHERE response_id = :r"), {"r": rid}
+        ).scalar_one()
         n_req = conn.execute(text("SELECT count(*) FROM requests")).scalar_one()
         n_art = conn.execute(text("SELECT count(*) FROM artifacts")).scalar_one()
     assert (n_tok, n_req, n_art) == (0, 1, 0)
@@ -220,8 +276,9 @@ def test_run_objects_can_be_passed_instead_of_names(store: Store) -> None:
 
 
 # -- where the store lives ------------------------------------------------------------------
-def test_default_location_follows_logprobe_home(isolated_env: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_location_follows_logprobe_home(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert default_url() == f"sqlite:///{isolated_env / 'logprobe.db'}"
     with Store.open() as s:
         s.create_run("home")
@@ -248,8 +305,9 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="^cannot open store sqlite:///.*junk.db: file is not a "
-                                         "database$"):
+    with pytest.raises(
+        StoreError, match="^cannot open store sqlite:///.*junk.db: file is not a database$"
+    ):
         Store.open(f"sqlite:///{junk}")
 
 
@@ -263,13 +321,21 @@ def test_in_memory_sqlite_works_across_threads() -> None:
         assert s.count_responses("mem") == 1
 
 
-@pytest.mark.parametrize("url, message", [
-    ("postgresql+psycopg://alice:s3cret@127.0.0.1:1/nope", "cannot open store postgresql+psycopg"
-                                                           "://alice:***@127.0.0.1:1/nope: "),
-    ("mysql://u@h/db", "unsupported database 'mysql'"),
-    ("sqlite:////proc/logprobe-nope/x.db", "cannot create the store directory /proc/logprobe-nope"),
-    ("://nowhere", "invalid database URL"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        (
+            "postgresql+psycopg://alice:s3cret@127.0.0.1:1/nope",
+            "cannot open store postgresql+psycopg://alice:***@127.0.0.1:1/nope: ",
+        ),
+        ("mysql://u@h/db", "unsupported database 'mysql'"),
+        (
+            "sqlite:////proc/logprobe-nope/x.db",
+            "cannot create the store directory /proc/logprobe-nope",
+        ),
+        ("://nowhere", "invalid database URL"),
+    ],
+)
 def test_unusable_database_urls_give_one_line_errors(url: str, message: str) -> None:
     with pytest.raises(StoreError) as e:
         Store.open(url)

@@ -14,13 +14,18 @@ from logprobe.tasks.relevance import relevance, support
 from logprobe.tasks.triage import TICKET_LABELS, TriageThresholds, triage
 
 QUESTION = "What is the capital of France?"
-PASSAGES = ["Paris is the capital and largest city of France.",
-            "Bananas are a yellow fruit that grows in bunches.",
-            "France is a country in Western Europe."]
-POLICY = {"name": "offensive language", "allow_label": "not offensive",
-          "template": "Tweet: {text}\n\nIs this tweet offensive or not offensive?",
-          "labels": [{"name": "offensive"}, {"name": "not offensive"}],
-          "thresholds": {"offensive": {"flag_at": 0.9, "allow_below": 0.2}}}
+PASSAGES = [
+    "Paris is the capital and largest city of France.",
+    "Bananas are a yellow fruit that grows in bunches.",
+    "France is a country in Western Europe.",
+]
+POLICY = {
+    "name": "offensive language",
+    "allow_label": "not offensive",
+    "template": "Tweet: {text}\n\nIs this tweet offensive or not offensive?",
+    "labels": [{"name": "offensive"}, {"name": "not offensive"}],
+    "thresholds": {"offensive": {"flag_at": 0.9, "allow_below": 0.2}},
+}
 
 
 class Doubler:
@@ -65,8 +70,9 @@ def test_relevance_rejects_bad_input(engine: Any) -> None:
 
 def test_support_probability_and_calibration(engine: Any) -> None:
     raw = support(engine, PASSAGES[0], "Paris", question=QUESTION)
-    cal = support(engine, PASSAGES[0], "Paris", question=QUESTION, calibrator=Doubler(),
-                  threshold=0.0)
+    cal = support(
+        engine, PASSAGES[0], "Paris", question=QUESTION, calibrator=Doubler(), threshold=0.0
+    )
     assert 0.0 <= raw.p_supported <= 1.0 and raw.p_supported == raw.raw_p_supported
     assert cal.raw_p_supported == pytest.approx(raw.raw_p_supported, abs=1e-6)
     assert cal.p_supported == pytest.approx(min(1.0, 2 * raw.raw_p_supported), abs=1e-6)
@@ -98,8 +104,9 @@ def test_autocomplete_from_a_list_and_from_the_model(engine: Any) -> None:
     assert all(w and not w[0].isspace() for w in words)
     lps = [c.logprob for c in m.ranked]
     assert lps == sorted(lps, reverse=True)
-    assert m.top_token is not None and starts_word("the", m.top_token) == (m.greedy_word
-                                                                          is not None)
+    assert m.top_token is not None and starts_word("the", m.top_token) == (
+        m.greedy_word is not None
+    )
     with pytest.raises(InvalidRequestError, match="at least one candidate"):
         autocomplete(engine, "The capital of France is", [])
     with pytest.raises(InvalidRequestError, match="prefix"):
@@ -113,11 +120,14 @@ def test_triage_actions_follow_the_thresholds(engine: Any) -> None:
     assert math.isclose(sum(sure.probs.values()), 1.0, rel_tol=1e-9)
     unsure = triage(engine, msg, thresholds=TriageThresholds(1.0, 0.0))
     assert unsure.action == "clarify" and unsure.label is None and unsure.question
-    after = triage(engine, msg, thresholds=TriageThresholds(1.0, 0.0),
-                   answer="a charge, refund, invoice or payment")
+    after = triage(
+        engine,
+        msg,
+        thresholds=TriageThresholds(1.0, 0.0),
+        answer="a charge, refund, invoice or payment",
+    )
     assert after.action == "escalate" and after.escalated_to == "person"
-    strong = triage(engine, msg, thresholds=TriageThresholds(0.5, 1.0), strong=engine,
-                    prior=None)
+    strong = triage(engine, msg, thresholds=TriageThresholds(0.5, 1.0), strong=engine, prior=None)
     assert strong.action == "escalate" and strong.strong is not None
     assert (strong.escalated_to == "model") == (strong.strong["margin"] >= 0.5)
     with pytest.raises(InvalidRequestError, match="empty"):

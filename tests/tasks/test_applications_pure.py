@@ -35,28 +35,35 @@ from logprobe.tasks.triage import (
 )
 
 POLICY = {
-    "name": "test policy", "allow_label": "fine",
+    "name": "test policy",
+    "allow_label": "fine",
     "labels": [{"name": "toxic", "description": "insults"}, {"name": "fine"}],
     "thresholds": {"toxic": {"flag_at": 0.8, "allow_below": 0.3}},
 }
 
-scores_grades = st.integers(min_value=1, max_value=12).flatmap(lambda n: st.tuples(
-    st.lists(st.floats(-50, 50, allow_nan=False), min_size=n, max_size=n, unique=True),
-    st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+scores_grades = st.integers(min_value=1, max_value=12).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.floats(-50, 50, allow_nan=False), min_size=n, max_size=n, unique=True),
+        st.lists(st.integers(0, 3), min_size=n, max_size=n),
+    )
+)
 
 
 def test_cnn_run_reproduces_the_published_wikiqa_figures(shared_data: Path) -> None:
     w = shared_data / "wikiqa"
-    rep = evaluate_run(read_trec_qrels(w / "WikiQA-test-filtered.ref"),
-                       read_trec_run(w / "emnlp-table" / "WikiQA.CNN.test.rank"))
+    rep = evaluate_run(
+        read_trec_qrels(w / "WikiQA-test-filtered.ref"),
+        read_trec_run(w / "emnlp-table" / "WikiQA.CNN.test.rank"),
+    )
     assert len(rep.per_question) == 237
     assert round(rep.map, 4) == 0.6190 and round(rep.mrr, 4) == 0.6281
 
 
 @settings(max_examples=200, deadline=None)
 @given(scores_grades)
-def test_metrics_are_bounded_and_perfect_order_scores_one(sg: tuple[list[float], list[int]]
-                                                           ) -> None:
+def test_metrics_are_bounded_and_perfect_order_scores_one(
+    sg: tuple[list[float], list[int]],
+) -> None:
     scores, grades = sg
     for f in (average_precision, reciprocal_rank, ndcg_at_k):
         assert 0.0 <= f(scores, grades) <= 1.0 + 1e-12
@@ -80,8 +87,11 @@ def test_metrics_do_not_depend_on_input_order(sg: tuple[list[float], list[int]],
 
 def test_load_questions_groups_rows_and_names_a_missing_column(tmp_path: Path) -> None:
     f = tmp_path / "q.tsv"
-    f.write_text("qid\tquestion\tpassage\tlabel\nq1\twho?\ta\t0\nq1\twho?\tb\t1\n"
-                 "q2\twhat?\tc\tx\nq2\twhat?\td\t1\n", encoding="utf-8")
+    f.write_text(
+        "qid\tquestion\tpassage\tlabel\nq1\twho?\ta\t0\nq1\twho?\tb\t1\n"
+        "q2\twhat?\tc\tx\nq2\twhat?\td\t1\n",
+        encoding="utf-8",
+    )
     loaded = load_questions(f)
     assert [q.qid for q in loaded.questions] == ["q1", "q2"]
     assert loaded.questions[0].grades == (0.0, 1.0)
@@ -98,8 +108,7 @@ def test_policy_validation_names_unknown_labels_and_keys() -> None:
         ({**POLICY, "thresholds": {"toxik": {"flag_at": 0.9}}}, "unknown label 'toxik'"),
         ({**POLICY, "allow_label": "ok"}, "unknown label 'ok'"),
         ({**POLICY, "colour": 1}, "unknown key 'colour'"),
-        ({**POLICY, "thresholds": {"toxic": {"flag_at": 0.2, "allow_below": 0.5}}},
-         "allow_below"),
+        ({**POLICY, "thresholds": {"toxic": {"flag_at": 0.2, "allow_below": 0.5}}}, "allow_below"),
         ({**POLICY, "labels": [{"name": "fine"}]}, "at least two labels"),
         ({**POLICY, "template": "no text field"}, "{text}"),
     ]
@@ -122,8 +131,9 @@ def _synthetic(n: int = 400, seed: int = 0) -> tuple[list[dict[str, float]], lis
     rng = np.random.default_rng(seed)
     y = rng.random(n) < 0.35
     p = np.clip(np.where(y, rng.beta(5, 2, n), rng.beta(2, 5, n)), 0.001, 0.999)
-    return [{"toxic": float(v), "fine": float(1 - v)} for v in p], \
-        ["toxic" if t else "fine" for t in y]
+    return [{"toxic": float(v), "fine": float(1 - v)} for v in p], [
+        "toxic" if t else "fine" for t in y
+    ]
 
 
 def test_moderation_fit_meets_its_precision_targets_on_the_fit_data(tmp_path: Path) -> None:
@@ -149,8 +159,10 @@ def test_moderation_fit_meets_its_precision_targets_on_the_fit_data(tmp_path: Pa
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.floats(0.01, 1.0), min_size=3, max_size=3),
-       st.lists(st.floats(0.01, 1.0), min_size=3, max_size=3))
+@given(
+    st.lists(st.floats(0.01, 1.0), min_size=3, max_size=3),
+    st.lists(st.floats(0.01, 1.0), min_size=3, max_size=3),
+)
 def test_prior_correction_is_a_distribution(p: list[float], prior: list[float]) -> None:
     labels = ["a", "b", "c"]
     q = prior_corrected(dict(zip(labels, p, strict=True)), dict(zip(labels, prior, strict=True)))

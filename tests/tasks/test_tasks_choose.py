@@ -17,8 +17,11 @@ from logprobe.tasks.grammar import make_constraint, regex_grammar
 
 pytest.importorskip("llguidance")
 
-SLOW = settings(max_examples=8, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SLOW = settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=1, max_size=10).filter(
     lambda s: s.strip() == s and s != ""
@@ -37,8 +40,15 @@ def test_output_is_always_one_of_the_choices(engine: Any, choices: list[str]) ->
 
 
 small_regexes = st.sampled_from(
-    [r"[0-9]{1,3}", r"(yes|no)", r"[a-z]{2,5}", r"(red|green|blue) (car|bike)",
-     r"[A-Z][a-z]{1,4}", r"-?[0-9]{1,4}\.[0-9]{2}", r"(ab|cd){1,3}"]
+    [
+        r"[0-9]{1,3}",
+        r"(yes|no)",
+        r"[a-z]{2,5}",
+        r"(red|green|blue) (car|bike)",
+        r"[A-Z][a-z]{1,4}",
+        r"-?[0-9]{1,4}\.[0-9]{2}",
+        r"(ab|cd){1,3}",
+    ]
 )
 
 
@@ -79,8 +89,10 @@ def test_distribution_comes_from_scoring_not_greedy_steps(engine: Any) -> None:
 def test_json_schema_output_parses_and_fits(engine: Any) -> None:
     schema = {
         "type": "object",
-        "properties": {"name": {"type": "string", "maxLength": 12},
-                       "age": {"type": "integer", "minimum": 0, "maximum": 120}},
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        },
         "required": ["name", "age"],
         "additionalProperties": False,
     }
@@ -99,8 +111,11 @@ def test_lark_grammar(engine: Any) -> None:
 
 
 def test_chat_prompt(engine: Any) -> None:
-    r = choose(engine, [{"role": "user", "content": "Is water wet? Answer yes or no."}],
-               choices=["yes", "no"])
+    r = choose(
+        engine,
+        [{"role": "user", "content": "Is water wet? Answer yes or no."}],
+        choices=["yes", "no"],
+    )
     assert r.output in ("yes", "no")
     assert math.fsum(r.distribution.values()) == pytest.approx(1.0)
 

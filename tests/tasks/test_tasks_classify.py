@@ -30,7 +30,7 @@ def test_label_probabilities_sum_to_one_for_each_normalization(engine: Any) -> N
 def test_normalizations_rank_by_their_own_score(engine: Any) -> None:
     r_none = classify(engine, REVIEW, LABELS, normalize="none")
     r_tok = classify(engine, REVIEW, LABELS, normalize="tokens")
-    for a, b in zip(r_none.options, r_tok.options):
+    for a, b in zip(r_none.options, r_tok.options, strict=False):
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)  # same scores, other normaliser
         assert b.score == pytest.approx(b.logprob / b.n_tokens)
     multi = next(o for o in r_none.options if o.text == LABELS[2])
@@ -72,8 +72,9 @@ def test_chat_messages_and_template_prompts(engine: Any) -> None:
     assert math.fsum(r.probs.values()) == pytest.approx(1.0)
     # the chat prompt is tokenized with its special tokens: scoring after it differs from
     # scoring after the same text read literally
-    literal = classify(engine, engine.render_chat(msgs), ["Positive", "Negative"], template=None,
-                       label_prefix="")
+    literal = classify(
+        engine, engine.render_chat(msgs), ["Positive", "Negative"], template=None, label_prefix=""
+    )
     assert r.options[0].logprob != pytest.approx(literal.options[0].logprob, abs=1e-3)
     r2 = classify(engine, REVIEW, ["positive", "negative"], chat=True)
     assert r2.probs["positive"] > r2.probs["negative"]
@@ -106,8 +107,9 @@ def test_first_token_method_on_the_local_engine(engine: Any) -> None:
     assert r.label == exact.label
     assert r.probs["positive"] == pytest.approx(exact.probs["positive"], abs=1e-3)
     # a uniform bias on the labels' first tokens leaves the label ratios alone
-    biased = classify(engine, REVIEW, ["positive", "negative"], method="first_token",
-                      first_token_bias=5.0)
+    biased = classify(
+        engine, REVIEW, ["positive", "negative"], method="first_token", first_token_bias=5.0
+    )
     assert any("logit bias +5" in n for n in biased.notes)
     assert biased.probs["positive"] == pytest.approx(r.probs["positive"], abs=1e-6)
 

@@ -23,8 +23,19 @@ def _json(capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 def test_classify_text_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["classify", "--labels", "positive,negative,so so", REVIEW, "--json",
-                 "--normalize", "tokens", "--abstain-margin", "0.99"])
+    code = main(
+        [
+            "classify",
+            "--labels",
+            "positive,negative,so so",
+            REVIEW,
+            "--json",
+            "--normalize",
+            "tokens",
+            "--abstain-margin",
+            "0.99",
+        ]
+    )
     assert code == 0
     d = _json(capsys)
     assert set(d["probs"]) == {"positive", "negative", "so so"}
@@ -64,12 +75,29 @@ def test_saved_calibrator_is_applied(engine: Any, capsys: pytest.CaptureFixture[
 
 def test_classify_dataset_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "d.tsv"
-    data.write_text("sentence\tlabel\nwonderful , moving film\t1\nboring mess\t0\n"
-                    "only one field\n\t1\n", encoding="utf-8")
+    data.write_text(
+        "sentence\tlabel\nwonderful , moving film\t1\nboring mess\t0\nonly one field\n\t1\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "preds.jsonl"
-    code = main(["classify", "--dataset", str(data), "--labels", "negative,positive",
-                 "--text-col", "sentence", "--label-col", "label", "--label-map",
-                 "0=negative,1=positive", "--out", str(out), "--json"])
+    code = main(
+        [
+            "classify",
+            "--dataset",
+            str(data),
+            "--labels",
+            "negative,positive",
+            "--text-col",
+            "sentence",
+            "--label-col",
+            "label",
+            "--label-map",
+            "0=negative,1=positive",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert code == 0
     d = _json(capsys)
     assert d["written"] == 2 and d["skipped"] == 2 and d["labelled"] == 2
@@ -87,15 +115,18 @@ def test_classify_dataset_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str
         (["classify", "--labels", "a,b"], "give a TEXT or --dataset"),
         (["classify", "--labels", "a,b", "--dataset", "/nonexistent.jsonl"], "no such file"),
         (["choose", "x", "--regex", "(unclosed"], "Invalid 'regex'"),
-        (["choose", "x", "--json-schema", '{"type": "integer", "minimum": 3, "maximum": 1}'],
-         "Unsatisfiable"),
+        (
+            ["choose", "x", "--json-schema", '{"type": "integer", "minimum": 3, "maximum": 1}'],
+            "Unsatisfiable",
+        ),
         (["choose", "x"], "exactly one of"),
         (["eval", "mc", "/nonexistent.jsonl"], "no such file"),
         (["rerank", "prompt", "a", "a"], "duplicate candidate"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(argv: list[str], message: str,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_line_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err
@@ -109,8 +140,20 @@ def test_choose_and_rerank_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["choose", "The year was", "--regex", "[0-9]{4}", "--json"]) == 0
     d = _json(capsys)
     assert len(d["output"]) == 4 and d["output"].isdigit() and d["complete"]
-    assert main(["rerank", "The capital of France is", "Paris.", "a potato.", "--json",
-                 "--normalize", "none"]) == 0
+    assert (
+        main(
+            [
+                "rerank",
+                "The capital of France is",
+                "Paris.",
+                "a potato.",
+                "--json",
+                "--normalize",
+                "none",
+            ]
+        )
+        == 0
+    )
     d = _json(capsys)
     assert d["best"] == "Paris." and d["order"] == [0, 1]
 
@@ -118,22 +161,45 @@ def test_choose_and_rerank_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_eval_mc_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "mc.jsonl"
     items = [
-        {"query": "Question: What color is grass?\nAnswer:", "choices": ["green", "purple"],
-         "gold": 0},
-        {"query": "Question: How many days are in a week?\nAnswer:",
-         "choices": ["seven", "forty"], "gold": 0},
+        {
+            "query": "Question: What color is grass?\nAnswer:",
+            "choices": ["green", "purple"],
+            "gold": 0,
+        },
+        {
+            "query": "Question: How many days are in a week?\nAnswer:",
+            "choices": ["seven", "forty"],
+            "gold": 0,
+        },
         {"query": "Question: broken", "choices": ["x"], "gold": 0},
     ]
     data.write_text("\n".join(json.dumps(i) for i in items) + "\n", encoding="utf-8")
     out = tmp_path / "items.jsonl"
-    code = main(["eval", "mc", str(data), "--limit", "2", "--seed", "1", "--json", "--out",
-                 str(out)])
+    code = main(
+        ["eval", "mc", str(data), "--limit", "2", "--seed", "1", "--json", "--out", str(out)]
+    )
     assert code == 0
     d = _json(capsys)
     assert d["n"] == 2 and len(out.read_text(encoding="utf-8").splitlines()) == 2
     # resuming scores nothing again and reports the same metrics
-    assert main(["eval", "mc", str(data), "--limit", "2", "--seed", "1", "--json", "--out",
-                 str(out), "--resume"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "mc",
+                str(data),
+                "--limit",
+                "2",
+                "--seed",
+                "1",
+                "--json",
+                "--out",
+                str(out),
+                "--resume",
+            ]
+        )
+        == 0
+    )
     again = _json(capsys)
     assert again["resumed"] == 2 and again["acc"] == d["acc"] and again["n"] == 2
     assert len(out.read_text(encoding="utf-8").splitlines()) == 2
@@ -167,17 +233,48 @@ def _default_model() -> str:
 
 def test_route_single_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = _default_model()
-    assert main(["route", REVIEW, "--labels", "positive,negative", "--strong", model,
-                 "--threshold", "1.01", "--json"]) == 0
+    assert (
+        main(
+            [
+                "route",
+                REVIEW,
+                "--labels",
+                "positive,negative",
+                "--strong",
+                model,
+                "--threshold",
+                "1.01",
+                "--json",
+            ]
+        )
+        == 0
+    )
     d = _json(capsys)
     assert d["escalated"] is True and d["answer"] in ("positive", "negative")
     data = tmp_path / "r.jsonl"
     data.write_text(
         '{"text": "I loved it.", "gold": "positive"}\n'
         '{"text": "I hated it.", "gold": "negative"}\n'
-        '{"text": "Dull.", "gold": "negative"}\n', encoding="utf-8")
-    assert main(["route", "--dataset", str(data), "--labels", "positive,negative",
-                 "--strong", model, "--target-accuracy", "0.0", "--json"]) == 0
+        '{"text": "Dull.", "gold": "negative"}\n',
+        encoding="utf-8",
+    )
+    assert (
+        main(
+            [
+                "route",
+                "--dataset",
+                str(data),
+                "--labels",
+                "positive,negative",
+                "--strong",
+                model,
+                "--target-accuracy",
+                "0.0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     r = _json(capsys)
     assert r["n"] == 3 and r["sweep"][0]["escalation_rate"] == 0.0
     assert r["sweep"][-1]["escalation_rate"] == 1.0
@@ -189,11 +286,21 @@ def test_real_subprocess(tmp_path: Path) -> None:
     env = {**os.environ, "LOGPROBE_HOME": str(tmp_path)}
     proc = subprocess.run(
         [str(exe), "classify", "--labels", "positive,negative", REVIEW, "--json"],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
     assert abs(sum(d["probs"].values()) - 1.0) < 1e-9
-    bad = subprocess.run([str(exe), "classify", "--labels", "x,x", "t"], capture_output=True,
-                         text=True, timeout=300, env=env, check=False)
+    bad = subprocess.run(
+        [str(exe), "classify", "--labels", "x,x", "t"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and not bad.stdout

@@ -40,7 +40,7 @@ def test_multiple_choice_metrics_on_a_tiny_set(engine: Any) -> None:
     for r in report.results:
         lp = list(r.logprobs)
         assert r.prediction("acc") == lp.index(max(lp))
-        per_char = [x / n for x, n in zip(lp, r.n_chars)]
+        per_char = [x / n for x, n in zip(lp, r.n_chars, strict=False)]
         assert r.prediction("acc_norm_chars") == per_char.index(max(per_char))
         assert r.n_chars == tuple(len(c) for c in r.item.choices)
     expected = sum(r.prediction("acc") == r.item.gold for r in report.results) / 4
@@ -127,8 +127,9 @@ def test_classify_dataset_writes_incrementally_and_skips_bad_rows(
             assert json.loads(lines[-1])["index"] == row.index
             seen.append(row.index)
 
-    s = classify_dataset(engine, text_rows(data, labels=labels), labels, out, workers=2,
-                         on_row=on_row)
+    s = classify_dataset(
+        engine, text_rows(data, labels=labels), labels, out, workers=2, on_row=on_row
+    )
     assert s.n_rows == 6 and s.n_written == 3 and len(s.skipped) == 3
     assert [k["line"] for k in s.skipped] == [3, 4, 5]
     assert "context" in s.skipped[2]["error"]

@@ -130,7 +130,7 @@ def test_jsonl_rows_skip_and_name_bad_lines(tmp_path: Path) -> None:
     assert [r.error is None for r in rows] == [True, False, False, False, False, True]
     errors = [r.error for r in rows if r.error]
     assert "line 2: invalid JSON" in errors[0]
-    assert "line 3: missing field 'text'" == errors[1]
+    assert errors[1] == "line 3: missing field 'text'"
     assert "expected a JSON object" in errors[2]
     assert "gold 'weird' is not one of the labels" in errors[3]
     assert rows[0].text == "good" and rows[0].gold == "pos"
@@ -233,8 +233,9 @@ def _tok(b: bytes, lp: float | None) -> TokenLogprob:
 def test_align_groups_tokens_between_common_boundaries() -> None:
     text = "unhappy days"
     a = ScoredText(text, (_tok(b"un", None), _tok(b"happy", -1.0), _tok(b" days", -2.0)))
-    b = ScoredText(text, (_tok(b"unh", None), _tok(b"appy", -0.5), _tok(b" da", -1.0),
-                          _tok(b"ys", -3.0)))
+    b = ScoredText(
+        text, (_tok(b"unh", None), _tok(b"appy", -0.5), _tok(b" da", -1.0), _tok(b"ys", -3.0))
+    )
     segs, same = align(a, b, text)
     assert not same
     # "unhappy" holds an unscored first token in both -> left out; " days" is one segment
@@ -251,8 +252,9 @@ def test_first_token_label_logprobs_shares_and_bounds() -> None:
         Alternative(" S", b" S", math.log(0.1)),
         Alternative("\n", b"\n", math.log(0.1)),
     ]
-    lps, notes = first_token_label_logprobs(alts, ["Positive", "Negative", "Sports", "Science",
-                                                   "World"], " ")
+    lps, notes = first_token_label_logprobs(
+        alts, ["Positive", "Negative", "Sports", "Science", "World"], " "
+    )
     assert lps[0] == pytest.approx(math.log(0.5))
     assert lps[1] == pytest.approx(math.log(0.2))
     assert lps[2] == pytest.approx(math.log(0.05)) and lps[3] == pytest.approx(math.log(0.05))

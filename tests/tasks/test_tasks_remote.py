@@ -23,8 +23,13 @@ from logprobe.tasks import classify, rerank
 REVIEW = "An absolute delight from start to finish; I loved every minute."
 
 # the fake provider's next-token distribution (natural logs), shared by both endpoints
-TOP = [(" positive", math.log(0.6)), (" negative", math.log(0.2)), (" Positive", math.log(0.1)),
-       (" neutral", math.log(0.05)), ("\n", math.log(0.05))]
+TOP = [
+    (" positive", math.log(0.6)),
+    (" negative", math.log(0.2)),
+    (" Positive", math.log(0.1)),
+    (" neutral", math.log(0.05)),
+    ("\n", math.log(0.05)),
+]
 
 
 class Live:
@@ -36,8 +41,9 @@ class Live:
         self.port = self.sock.getsockname()[1]
         cfg = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(cfg)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     def __enter__(self) -> Live:
         self.thread.start()
@@ -61,8 +67,17 @@ def openai_like_app(seen: list[dict[str, Any]]) -> FastAPI:
     app = FastAPI()
 
     def error(msg: str) -> JSONResponse:
-        return JSONResponse(status_code=400, content={"error": {
-            "message": msg, "type": "invalid_request_error", "param": "echo", "code": None}})
+        return JSONResponse(
+            status_code=400,
+            content={
+                "error": {
+                    "message": msg,
+                    "type": "invalid_request_error",
+                    "param": "echo",
+                    "code": None,
+                }
+            },
+        )
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
@@ -73,10 +88,23 @@ def openai_like_app(seen: list[dict[str, Any]]) -> FastAPI:
         k = int(body.get("logprobs") or 0)
         tok, lp = TOP[0]
         return {
-            "id": "cmpl-1", "object": "text_completion", "created": 1, "model": body["model"],
-            "choices": [{"text": tok, "index": 0, "finish_reason": "length", "logprobs": {
-                "tokens": [tok], "token_logprobs": [lp], "text_offset": [0],
-                "top_logprobs": [dict(TOP[:k])] if k else None}}],
+            "id": "cmpl-1",
+            "object": "text_completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [
+                {
+                    "text": tok,
+                    "index": 0,
+                    "finish_reason": "length",
+                    "logprobs": {
+                        "tokens": [tok],
+                        "token_logprobs": [lp],
+                        "text_offset": [0],
+                        "top_logprobs": [dict(TOP[:k])] if k else None,
+                    },
+                }
+            ],
             "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
         }
 
@@ -85,15 +113,31 @@ def openai_like_app(seen: list[dict[str, Any]]) -> FastAPI:
         body = await request.json()
         seen.append({"route": "chat", **body})
         k = int(body.get("top_logprobs") or 0)
-        content = [{"token": t.strip(), "logprob": lp, "bytes": list(t.strip().encode()),
-                    "top_logprobs": [{"token": a.strip(), "logprob": b,
-                                      "bytes": list(a.strip().encode())} for a, b in TOP[:k]]}
-                   for t, lp in TOP[:1]]
+        content = [
+            {
+                "token": t.strip(),
+                "logprob": lp,
+                "bytes": list(t.strip().encode()),
+                "top_logprobs": [
+                    {"token": a.strip(), "logprob": b, "bytes": list(a.strip().encode())}
+                    for a, b in TOP[:k]
+                ],
+            }
+            for t, lp in TOP[:1]
+        ]
         return {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "length",
-                         "message": {"role": "assistant", "content": "positive"},
-                         "logprobs": {"content": content}}],
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "length",
+                    "message": {"role": "assistant", "content": "positive"},
+                    "logprobs": {"content": content},
+                }
+            ],
             "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
         }
 
@@ -154,8 +198,10 @@ def test_scoring_tasks_refuse_chat_prompts_a_server_must_render(
 
 def test_exact_scoring_through_a_real_logprobe_server(engine: Any) -> None:
     server = pytest.importorskip("logprobe.server")
-    with Live(server.create_app(engine)) as live, \
-            RemoteEngine(live.base_url, engine.model_name, max_retries=0) as remote:
+    with (
+        Live(server.create_app(engine)) as live,
+        RemoteEngine(live.base_url, engine.model_name, max_retries=0) as remote,
+    ):
         r = classify(remote, REVIEW, ["positive", "negative", "so so"])
     local = classify(engine, REVIEW, ["positive", "negative", "so so"])
     assert r.method == "exact" and not r.approximate

@@ -45,19 +45,24 @@ def test_runs_and_responses(viewer: Viewer) -> None:
     base, _, _ = viewer
     runs = get(base + "api/runs").json()["runs"]
     assert {"baseline", "candidate", "calib", f"evil {XSS}"} <= {r["name"] for r in runs}
-    assert [r["name"] for r in get(base + "api/runs", tag="quantized").json()["runs"]] == ["candidate"]
+    assert [r["name"] for r in get(base + "api/runs", tag="quantized").json()["runs"]] == [
+        "candidate"
+    ]
     run = get(base + "api/run", name=f"evil {XSS}").json()["run"]
     assert run["tags"] == [XSS]  # raw in JSON: escaping is the page's job (textContent)
     page = get(base + "api/run/responses", name="calib", offset=10, limit=5).json()
     assert page["total"] == 60 and [r["prompt"] for r in page["responses"]] == [
-        f"question {i}" for i in range(10, 15)]
+        f"question {i}" for i in range(10, 15)
+    ]
 
 
 def test_response_analysis_and_token_pages(viewer: Viewer) -> None:
     base, _, data = viewer
     d = get(f"{base}api/responses/{data.story}").json()
     assert d["analysis"]["decision"] in ("publish", "review", "reject")
-    low = [(s["token_start"], s["token_end"], s["text"].strip()) for s in d["analysis"]["low_spans"]]
+    low = [
+        (s["token_start"], s["token_end"], s["text"].strip()) for s in d["analysis"]["low_spans"]
+    ]
     assert (22, 24, "about 19") in low
     assert d["response"]["n_tokens"] == 27
     t = get(f"{base}api/responses/{data.story}/tokens", offset=20, limit=3).json()
@@ -67,17 +72,21 @@ def test_response_analysis_and_token_pages(viewer: Viewer) -> None:
     assert t["tokens"][2]["alternatives"][0]["token"] == " some"
 
 
-@pytest.mark.parametrize("path, params, status, message", [
-    ("api/run", {"name": "nope"}, 404, "no run named 'nope'"),
-    ("api/responses/424242", {}, 404, "no response with id 424242"),
-    ("api/responses/1/tokens", {"part": "both"}, 400, "part must be"),
-    ("api/compare", {"a": "baseline", "b": "ghost"}, 404, "no run named 'ghost'"),
-    ("api/run/calibration", {"name": "baseline"}, 400, "no predictions.jsonl artifact"),
-    ("api/run/calibration", {"name": "calib", "confidence": "max"}, 400, "confidence must be"),
-    ("api/run/calibration", {"name": "calib", "n_bins": 0}, 400, "n_bins must be"),
-])
-def test_errors_are_json_with_a_clear_message(viewer: Viewer, path: str, params: dict[str, object],
-                                              status: int, message: str) -> None:
+@pytest.mark.parametrize(
+    "path, params, status, message",
+    [
+        ("api/run", {"name": "nope"}, 404, "no run named 'nope'"),
+        ("api/responses/424242", {}, 404, "no response with id 424242"),
+        ("api/responses/1/tokens", {"part": "both"}, 400, "part must be"),
+        ("api/compare", {"a": "baseline", "b": "ghost"}, 404, "no run named 'ghost'"),
+        ("api/run/calibration", {"name": "baseline"}, 400, "no predictions.jsonl artifact"),
+        ("api/run/calibration", {"name": "calib", "confidence": "max"}, 400, "confidence must be"),
+        ("api/run/calibration", {"name": "calib", "n_bins": 0}, 400, "n_bins must be"),
+    ],
+)
+def test_errors_are_json_with_a_clear_message(
+    viewer: Viewer, path: str, params: dict[str, object], status: int, message: str
+) -> None:
     base, _, _ = viewer
     r = get(base + path, **params)
     assert r.status_code == status
@@ -87,8 +96,12 @@ def test_errors_are_json_with_a_clear_message(viewer: Viewer, path: str, params:
 def test_playground_without_an_engine_is_a_400(viewer: Viewer) -> None:
     base, _, _ = viewer
     csrf = get(base + "api/session").json()["csrf"]
-    r = httpx.post(base + "api/playground/generate", json={"prompt": "hi"},
-                   headers={"X-CSRF-Token": csrf}, timeout=30)
+    r = httpx.post(
+        base + "api/playground/generate",
+        json={"prompt": "hi"},
+        headers={"X-CSRF-Token": csrf},
+        timeout=30,
+    )
     assert r.status_code == 400 and "started without an engine" in r.json()["error"]["message"]
 
 
@@ -113,8 +126,9 @@ def test_calibration_from_artifact_and_from_labelled_responses(viewer: Viewer) -
     art = get(base + "api/run/calibration", name="calib", n_bins=5).json()
     assert (art["source"], art["n"], art["reliability"]["n_bins"]) == ("artifact", 60, 5)
     assert len(art["risk_coverage"]["coverage"]) == len(art["risk_coverage"]["risk"])
-    resp = get(base + "api/run/calibration", name="calib", source="responses",
-               confidence="sequence").json()
+    resp = get(
+        base + "api/run/calibration", name="calib", source="responses", confidence="sequence"
+    ).json()
     assert (resp["source"], resp["confidence"], resp["n"]) == ("responses", "sequence", 60)
     assert 0 <= resp["reliability"]["ece"] <= 1
 
@@ -141,9 +155,13 @@ def test_logprobe_ui_command_serves_the_viewer(tmp_path: Path) -> None:
         s.create_run(f"r {XSS}")
     port = free_port()
     exe = Path(sys.executable).with_name("logprobe")
-    proc = subprocess.Popen([str(exe), "ui", "--port", str(port), "--db", db, "--no-playground"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [str(exe), "ui", "--port", str(port), "--db", db, "--no-playground"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -182,4 +200,6 @@ def test_run_names_with_slashes_and_queries_work(viewer: Viewer) -> None:
     assert r.status_code == 200 and r.json()["run"]["name"] == "team/a?b=c#d"
     direct = httpx.get(f"{base}api/run?name={quote('team/a?b=c#d', safe='')}", timeout=30)
     assert direct.json()["run"]["n_responses"] == 0
-    assert json.loads(get(base + "api/runs", search="team/").text)["runs"][0]["name"] == "team/a?b=c#d"
+    assert (
+        json.loads(get(base + "api/runs", search="team/").text)["runs"][0]["name"] == "team/a?b=c#d"
+    )

@@ -110,17 +110,23 @@ def test_calibration_page_draws_reliability_and_risk_coverage(viewer: Viewer, pa
     assert "artifact" in stats and "60" in stats
     screenshot(page, "calibration")
     page.select_option("select[name=source]", "responses")
-    page.wait_for_function("document.querySelector('#calibration .stats') && "
-                           "document.querySelector('#calibration .stats').innerText.includes('responses')")
+    page.wait_for_function(
+        "document.querySelector('#calibration .stats') && "
+        "document.querySelector('#calibration .stats').innerText.includes('responses')"
+    )
     assert page.locator("#reliability rect.barrect").count() >= 3
 
 
 def test_hostile_strings_are_shown_as_text_and_never_run(viewer: Viewer, page: Any) -> None:
     base, _, data = viewer
     run = f"evil {XSS}"
-    for url in (base, f"{base}run.html?name={quote(run)}", f"{base}response.html?id={data.xss_response}",
-                f"{base}compare.html?a={quote(run)}&b=baseline",
-                f"{base}calibration.html?run={quote(run)}"):
+    for url in (
+        base,
+        f"{base}run.html?name={quote(run)}",
+        f"{base}response.html?id={data.xss_response}",
+        f"{base}compare.html?a={quote(run)}&b=baseline",
+        f"{base}calibration.html?run={quote(run)}",
+    ):
         page.goto(url)
         page.wait_for_load_state("networkidle")
         assert page.evaluate("window.__pwned") is None, url
@@ -141,11 +147,20 @@ def test_hostile_strings_are_shown_as_text_and_never_run(viewer: Viewer, page: A
     screenshot(page, "hostile")
 
 
-@pytest.mark.parametrize("path", ["", "run.html?name=baseline", "response.html?id=1",
-                                  "compare.html?a=baseline&b=candidate",
-                                  "calibration.html?run=calib", "playground.html"])
-def test_pages_work_under_the_content_security_policy(viewer: Viewer, strict_page: Any,
-                                                      path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "run.html?name=baseline",
+        "response.html?id=1",
+        "compare.html?a=baseline&b=candidate",
+        "calibration.html?run=calib",
+        "playground.html",
+    ],
+)
+def test_pages_work_under_the_content_security_policy(
+    viewer: Viewer, strict_page: Any, path: str
+) -> None:
     base, _, _ = viewer
     response = strict_page.goto(base + path)
     assert "script-src 'self'" in response.headers["content-security-policy"]

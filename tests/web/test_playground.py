@@ -30,8 +30,9 @@ def csrf(base: str) -> dict[str, str]:
 
 def read_sse(base: str, **params: object) -> list[tuple[str, dict[str, Any]]]:
     events = []
-    with httpx.stream("POST", base + "api/playground/generate", json=params, headers=csrf(base),
-                      timeout=120) as r:
+    with httpx.stream(
+        "POST", base + "api/playground/generate", json=params, headers=csrf(base), timeout=120
+    ) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         for block in r.read().decode().split("\n\n"):
@@ -44,8 +45,14 @@ def read_sse(base: str, **params: object) -> list[tuple[str, dict[str, Any]]]:
 
 def test_stream_sends_tokens_then_done_and_saves_to_a_run(live: tuple[str, Store]) -> None:
     base, store = live
-    events = read_sse(base, prompt="The capital of France is", max_tokens=6, temperature=0,
-                      top_logprobs=3, run="playground")
+    events = read_sse(
+        base,
+        prompt="The capital of France is",
+        max_tokens=6,
+        temperature=0,
+        top_logprobs=3,
+        run="playground",
+    )
     tokens = [d for e, d in events if e == "token"]
     kinds = [e for e, _ in events]
     assert kinds[-1] == "done" and set(kinds[:-1]) == {"token"}
@@ -66,17 +73,25 @@ def test_chat_mode_uses_the_chat_template(live: tuple[str, Store]) -> None:
     assert events[-1][0] == "done" and events[-1][1]["n_tokens"] >= 1
 
 
-@pytest.mark.parametrize("params, param", [
-    ({"top_logprobs": 999}, "top_logprobs"),
-    ({"max_tokens": 0}, "max_tokens"),
-    ({"temperature": 5}, "temperature"),
-    ({"run": "bad\tname"}, "run"),
-])
-def test_bad_parameters_are_400_json(live: tuple[str, Store], params: dict[str, object],
-                                     param: str) -> None:
+@pytest.mark.parametrize(
+    "params, param",
+    [
+        ({"top_logprobs": 999}, "top_logprobs"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"temperature": 5}, "temperature"),
+        ({"run": "bad\tname"}, "run"),
+    ],
+)
+def test_bad_parameters_are_400_json(
+    live: tuple[str, Store], params: dict[str, object], param: str
+) -> None:
     base, _ = live
-    r = httpx.post(base + "api/playground/generate", json={"prompt": "x", **params},
-                   headers=csrf(base), timeout=60)
+    r = httpx.post(
+        base + "api/playground/generate",
+        json={"prompt": "x", **params},
+        headers=csrf(base),
+        timeout=60,
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == param
 
 
@@ -88,8 +103,9 @@ def test_playground_page_shows_the_heatmap_growing(live: tuple[str, Store], page
     page.fill("input[name=max_tokens]", "12")
     page.click("#generate")
     page.wait_for_selector("#live-heatmap .tok")
-    page.wait_for_function("document.getElementById('live-status').textContent.startsWith('done')",
-                           timeout=120_000)
+    page.wait_for_function(
+        "document.getElementById('live-status').textContent.startsWith('done')", timeout=120_000
+    )
     assert page.locator("#live-heatmap .tok").count() == 12
     assert page.locator("#live-decision .badge").count() == 1
     page.locator("#live-heatmap .tok").nth(1).hover()
@@ -114,8 +130,13 @@ def test_stopping_the_client_cancels_cleanly(live: tuple[str, Store], engine: An
     base, _ = live
     cancelled0 = engine.stats.get("cancelled_sequences", 0)
     generated0 = engine.stats.get("generated_tokens", 0)
-    with httpx.stream("POST", base + "api/playground/generate", timeout=120, headers=csrf(base),
-                      json={"prompt": "Count: 1, 2, 3,", "max_tokens": 400}) as r:
+    with httpx.stream(
+        "POST",
+        base + "api/playground/generate",
+        timeout=120,
+        headers=csrf(base),
+        json={"prompt": "Count: 1, 2, 3,", "max_tokens": 400},
+    ) as r:
         for line in r.iter_lines():
             if line.startswith("event: token"):
                 break  # leave after the first token: the server closes the engine stream
@@ -129,6 +150,8 @@ def test_stopping_the_client_cancels_cleanly(live: tuple[str, Store], engine: An
 
 
 def test_viewer_without_an_engine_says_so(tmp_path: Path) -> None:
-    with Store.open(f"sqlite:///{tmp_path / 'x.db'}") as store, \
-            LiveServer(create_ui_app(store)) as server:
+    with (
+        Store.open(f"sqlite:///{tmp_path / 'x.db'}") as store,
+        LiveServer(create_ui_app(store)) as server,
+    ):
         assert httpx.get(f"{server.url}/ui/api/playground").json()["available"] is False

@@ -37,8 +37,13 @@ class AutoChoice:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "cv_log_loss": dict(self.scores),
-                "errors": dict(self.errors), "folds": self.folds, "reason": self.reason}
+        return {
+            "method": self.method,
+            "cv_log_loss": dict(self.scores),
+            "errors": dict(self.errors),
+            "folds": self.folds,
+            "reason": self.reason,
+        }
 
 
 def _cv(method: str, probs: FloatArray, gold: NDArray[np.int64], folds: int, seed: int) -> float:
@@ -49,13 +54,21 @@ def _cv(method: str, probs: FloatArray, gold: NDArray[np.int64], folds: int, see
     return total / gold.size
 
 
-def choose_method(probs: FloatArray, gold: NDArray[np.int64], *, folds: int = 5, seed: int = 0,
-                  contextual: Calibrator | None = None) -> AutoChoice:
+def choose_method(
+    probs: FloatArray,
+    gold: NDArray[np.int64],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    contextual: Calibrator | None = None,
+) -> AutoChoice:
     """Score every candidate (see module docstring) and pick the lowest log loss."""
     if probs.shape[0] < 2 * folds:
-        raise CalibrationError(f"auto needs at least {2 * folds} labelled fit rows for "
-                               f"{folds}-fold cross-validation, got {probs.shape[0]}",
-                               param="method")
+        raise CalibrationError(
+            f"auto needs at least {2 * folds} labelled fit rows for "
+            f"{folds}-fold cross-validation, got {probs.shape[0]}",
+            param="method",
+        )
     scores: dict[str, float] = {"none": nll_multiclass(probs, gold)}
     errors: dict[str, str] = {}
     for method in ("temperature", "vector", "matrix"):
@@ -71,11 +84,12 @@ def choose_method(probs: FloatArray, gold: NDArray[np.int64], *, folds: int = 5,
     ranked = sorted(scores, key=scores.__getitem__)
     others = ", ".join(f"{m} {scores[m]:.4f}" for m in ranked[1:])
     if best == "none":
-        reason = (f"no method beats the raw distribution: log loss {scores['none']:.4f} "
-                  f"uncalibrated vs {others} (cross-validated)")
+        reason = (
+            f"no method beats the raw distribution: log loss {scores['none']:.4f} "
+            f"uncalibrated vs {others} (cross-validated)"
+        )
     else:
-        reason = (f"{best} has the lowest cross-validated log loss, {scores[best]:.4f}, vs "
-                  f"{others}")
+        reason = f"{best} has the lowest cross-validated log loss, {scores[best]:.4f}, vs {others}"
     return AutoChoice(best, scores, errors, folds, reason)
 
 

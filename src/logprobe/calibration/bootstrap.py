@@ -17,7 +17,11 @@ from .metrics import FloatArray
 
 def bootstrap_cis(
     statistic: Callable[[FloatArray], Mapping[str, float | None]],
-    n: int, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    n: int,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> dict[str, tuple[float, float] | None]:
     """Percentile bootstrap intervals of several statistics over the same ``n_boot`` resamples.
 
@@ -52,9 +56,14 @@ def bootstrap_cis(
 
 def bootstrap_ci(
     statistic: Callable[[FloatArray], float | None],
-    n: int, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    n: int,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of one statistic of the resample weights (see
     :func:`bootstrap_cis`); ``None`` when it cannot be estimated."""
-    return bootstrap_cis(lambda w: {"v": statistic(w)}, n, n_boot=n_boot, seed=seed,
-                         level=level).get("v")
+    return bootstrap_cis(
+        lambda w: {"v": statistic(w)}, n, n_boot=n_boot, seed=seed, level=level
+    ).get("v")

@@ -21,8 +21,16 @@ from .bootstrap import bootstrap_cis
 from .io import Predictions
 from .recalibrate import Calibrator
 
-COMPARED = ("accuracy", "macro_f1", "ece", "brier", "brier_multiclass", "nll_multiclass",
-            "roc_auc", "mean_confidence")
+COMPARED = (
+    "accuracy",
+    "macro_f1",
+    "ece",
+    "brier",
+    "brier_multiclass",
+    "nll_multiclass",
+    "roc_auc",
+    "mean_confidence",
+)
 
 
 def apply_calibrator(cal: Calibrator, p: Predictions) -> Predictions:
@@ -39,8 +47,9 @@ def apply_calibrator(cal: Calibrator, p: Predictions) -> Predictions:
     return replace(p, confidence=probs[rows, pred], probs=probs, pred=pred, correct=correct)
 
 
-def macro_f1(pred: NDArray[np.int64], gold: NDArray[np.int64], k: int,
-             w: m.FloatArray | None = None) -> float:
+def macro_f1(
+    pred: NDArray[np.int64], gold: NDArray[np.int64], k: int, w: m.FloatArray | None = None
+) -> float:
     """Mean F1 over the labels that occur as gold or prediction (row weights ``w``)."""
     w = np.ones(pred.size) if w is None else w
     hit = pred == gold
@@ -76,9 +85,16 @@ def majority_label(fit: Predictions) -> int | None:
     return int(np.bincount(fit.gold, minlength=fit.probs.shape[1]).argmax())
 
 
-def compare_predictions(before: Predictions, after: Predictions, *, n_bins: int, n_boot: int,
-                        seed: int, level: float = 0.95, majority: int | None = None,
-                        ) -> dict[str, Any]:
+def compare_predictions(
+    before: Predictions,
+    after: Predictions,
+    *,
+    n_bins: int,
+    n_boot: int,
+    seed: int,
+    level: float = 0.95,
+    majority: int | None = None,
+) -> dict[str, Any]:
     """``{"before", "after", "delta", "baseline"}``; each metric ``{"value", "ci"}`` (paired
     resamples: the delta's interval is that of the difference, not of two separate draws)."""
     b, a = Outcome(before, n_bins), Outcome(after, n_bins)
@@ -113,5 +129,11 @@ def compare_predictions(before: Predictions, after: Predictions, *, n_bins: int,
     return table
 
 
-__all__ = ["COMPARED", "Outcome", "apply_calibrator", "compare_predictions", "macro_f1",
-           "majority_label"]
+__all__ = [
+    "COMPARED",
+    "Outcome",
+    "apply_calibrator",
+    "compare_predictions",
+    "macro_f1",
+    "majority_label",
+]

@@ -64,17 +64,17 @@ class Predictions:
 
     confidence: FloatArray
     correct: BoolArray
-    probs: FloatArray | None = None          # (n, k), columns in ``labels`` order
-    gold: NDArray[np.int64] | None = None     # (n,) index into ``labels``
-    pred: NDArray[np.int64] | None = None     # (n,) predicted label's index into ``labels``
+    probs: FloatArray | None = None  # (n, k), columns in ``labels`` order
+    gold: NDArray[np.int64] | None = None  # (n,) index into ``labels``
+    pred: NDArray[np.int64] | None = None  # (n,) predicted label's index into ``labels``
     labels: tuple[str, ...] | None = None
     skipped: tuple[SkippedRow, ...] = ()
     notes: tuple[str, ...] = ()
     source: str | None = None
     n_skipped: int = field(default=0)
-    signatures: tuple[TaskSignature, ...] = ()   # distinct signatures of the rows, in order
-    n_unsigned: int = 0                          # rows without a signature (older files)
-    mean_logprob: FloatArray | None = None       # (n,) mean token logprob of the label
+    signatures: tuple[TaskSignature, ...] = ()  # distinct signatures of the rows, in order
+    n_unsigned: int = 0  # rows without a signature (older files)
+    mean_logprob: FloatArray | None = None  # (n,) mean token logprob of the label
 
     @property
     def n(self) -> int:
@@ -96,12 +96,15 @@ class Predictions:
             raise CalibrationError(
                 f"{where} mixes {len(self.signatures)} tasks ("
                 + "; ".join(s.describe() for s in self.signatures[:3])
-                + "): calibrate each task's rows separately", param="signature")
+                + "): calibrate each task's rows separately",
+                param="signature",
+            )
         raise CalibrationError(
             f"{where} has {self.n_unsigned} row(s) without a task signature (written by an older "
             "logprobe or another tool), so there is no task to save a calibrator under: re-run "
             "`logprobe classify --dataset`, give --save PATH, or --no-save to only report",
-            param="signature")
+            param="signature",
+        )
 
     @property
     def multiclass(self) -> bool:
@@ -232,8 +235,17 @@ def parse_row(row: Any) -> _Row:
     if not isinstance(correct, bool):
         raise _BadRow(f"correct must be true/false or 1/0 ({correct!r})")
     differs = probs is not None and label in probs and abs(probs[label] - conf) > 1e-6
-    return _Row(conf, correct, probs, gold, label, used_raw, differs, _signature_of(row),
-                _mean_logprob(row, label))
+    return _Row(
+        conf,
+        correct,
+        probs,
+        gold,
+        label,
+        used_raw,
+        differs,
+        _signature_of(row),
+        _mean_logprob(row, label),
+    )
 
 
 def _iter_lines(path: Path) -> Any:
@@ -294,20 +306,36 @@ def _assemble(rows: list[_Row], skipped: list[SkippedRow], source: str | None) -
     probs, gold, pred, labels, notes = _multiclass(rows)
     n_raw, n_diff = sum(r.used_raw for r in rows), sum(r.differs for r in rows)
     if n_raw:
-        notes.append(f"{n_raw} row(s) were calibrated when written: their raw outputs "
-                     "(raw_confidence, raw_probs) are used")
+        notes.append(
+            f"{n_raw} row(s) were calibrated when written: their raw outputs "
+            "(raw_confidence, raw_probs) are used"
+        )
     if n_diff:
-        notes.append(f"{n_diff} row(s) have a confidence that differs from probs[label] "
-                     "(already calibrated?): a calibrator fitted on them stacks on the first")
+        notes.append(
+            f"{n_diff} row(s) have a confidence that differs from probs[label] "
+            "(already calibrated?): a calibrator fitted on them stacks on the first"
+        )
     sigs = tuple(dict.fromkeys(r.signature for r in rows if r.signature is not None))
     n_unsigned = sum(r.signature is None for r in rows)
     if len(sigs) > 1:
         notes.append(f"rows come from {len(sigs)} different tasks (signatures)")
     mlp = [r.mean_logprob for r in rows]
     mean_lp = None if any(v is None for v in mlp) else np.array(mlp, dtype=np.float64)
-    return Predictions(conf, corr, probs, gold, pred, labels, tuple(skipped[:MAX_REPORTED_SKIPS]),
-                       tuple(notes), source, n_skipped=len(skipped), signatures=sigs,
-                       n_unsigned=n_unsigned, mean_logprob=mean_lp)
+    return Predictions(
+        conf,
+        corr,
+        probs,
+        gold,
+        pred,
+        labels,
+        tuple(skipped[:MAX_REPORTED_SKIPS]),
+        tuple(notes),
+        source,
+        n_skipped=len(skipped),
+        signatures=sigs,
+        n_unsigned=n_unsigned,
+        mean_logprob=mean_lp,
+    )
 
 
 def _multiclass(rows: list[_Row]) -> tuple[Any, Any, Any, Any, list[str]]:
@@ -326,8 +354,13 @@ def _multiclass(rows: list[_Row]) -> tuple[Any, Any, Any, Any, list[str]]:
         probs = np.array([[r.probs[k] for k in labels] for r in rows if r.probs], dtype=np.float64)
         index = {k: i for i, k in enumerate(labels)}
         gold = np.array([index[str(r.gold)] for r in rows], dtype=np.int64)
-        pred = np.array([index[r.label] if r.label in index else int(np.argmax(row))
-                         for r, row in zip(rows, probs, strict=True)], dtype=np.int64)
+        pred = np.array(
+            [
+                index[r.label] if r.label in index else int(np.argmax(row))
+                for r, row in zip(rows, probs, strict=True)
+            ],
+            dtype=np.int64,
+        )
         return probs, gold, pred, labels, []
     return None, None, None, None, [f"multi-class metrics left out: {why}"]
 
@@ -356,8 +389,13 @@ def calibrator_path(model: str) -> Path:
 
 def task_calibrator_path(signature: TaskSignature) -> Path:
     """``$LOGPROBE_HOME/calibrators/tasks/<model>/<signature id>.json``."""
-    return logprobe_home() / "calibrators" / "tasks" / _safe_stem(signature.model) / \
-        f"{signature.id}.json"
+    return (
+        logprobe_home()
+        / "calibrators"
+        / "tasks"
+        / _safe_stem(signature.model)
+        / f"{signature.id}.json"
+    )
 
 
 def load_task_calibrator(signature: TaskSignature) -> tuple[Calibrator, Path] | None:
@@ -372,8 +410,10 @@ def load_task_calibrator(signature: TaskSignature) -> tuple[Calibrator, Path] | 
     cal = read_calibrator(p)
     if cal.signature != signature:
         got = "no signature" if cal.signature is None else cal.signature.describe()
-        raise CalibrationError(f"{p} holds a calibrator for another task ({got}), not "
-                               f"{signature.describe()}", param="calibrator")
+        raise CalibrationError(
+            f"{p} holds a calibrator for another task ({got}), not {signature.describe()}",
+            param="calibrator",
+        )
     return cal, p
 
 
@@ -386,8 +426,9 @@ def save_calibrator(calibrator: Calibrator, path: str | Path | None = None) -> P
         elif calibrator.model:
             path = calibrator_path(calibrator.model)
         else:
-            raise CalibrationError("give a path or a calibrator with a task signature",
-                                   param="signature")
+            raise CalibrationError(
+                "give a path or a calibrator with a task signature", param="signature"
+            )
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -397,8 +438,9 @@ def save_calibrator(calibrator: Calibrator, path: str | Path | None = None) -> P
             fh.write("\n")
         os.replace(tmp, target)
     except OSError as e:
-        raise CalibrationError(f"cannot write calibrator {target}: {e.strerror or e}",
-                               param="save") from None
+        raise CalibrationError(
+            f"cannot write calibrator {target}: {e.strerror or e}", param="save"
+        ) from None
     return target
 
 
@@ -435,6 +477,7 @@ def load_calibrator(
         return None
     cal = read_calibrator(p)
     if cal.model is not None and cal.model != model:
-        raise CalibrationError(f"{p} holds a calibrator for {cal.model!r}, not {model!r}",
-                               param="model")
+        raise CalibrationError(
+            f"{p} holds a calibrator for {cal.model!r}, not {model!r}", param="model"
+        )
     return cal

@@ -152,9 +152,9 @@ def _need_both_classes(correct: BoolArray, what: str) -> None:
 class Grouped:
     """Predictions grouped by distinct confidence (ascending), ready for weighted sums."""
 
-    values: FloatArray           # (G,) distinct confidences, ascending
-    inverse: NDArray[np.int64]   # (n,) group of each row
-    y: FloatArray                # (n,) 1.0 where correct
+    values: FloatArray  # (G,) distinct confidences, ascending
+    inverse: NDArray[np.int64]  # (n,) group of each row
+    y: FloatArray  # (n,) 1.0 where correct
     n: int
 
     @classmethod
@@ -174,13 +174,17 @@ def _bincount(idx: NDArray[np.int64], weights: FloatArray | None, length: int) -
     return np.asarray(np.bincount(idx, weights=weights, minlength=length), dtype=np.float64)
 
 
-def _width_bins(values: FloatArray, count: FloatArray, cor: FloatArray,
-                n_bins: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _width_bins(
+    values: FloatArray, count: FloatArray, cor: FloatArray, n_bins: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per equal-width bin: rows, correct rows, sum of confidences."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     b = np.searchsorted(edges[1:-1], values, side="left")  # bin i holds (e_i, e_i+1]
-    return (_bincount(b, count, n_bins), _bincount(b, cor, n_bins),
-            _bincount(b, count * values, n_bins))
+    return (
+        _bincount(b, count, n_bins),
+        _bincount(b, cor, n_bins),
+        _bincount(b, count * values, n_bins),
+    )
 
 
 def _mass_positions(n: int, n_bins: int) -> NDArray[np.int64]:
@@ -191,8 +195,9 @@ def _mass_positions(n: int, n_bins: int) -> NDArray[np.int64]:
     return np.concatenate([[0], np.cumsum(sizes)])
 
 
-def _mass_bins(values: FloatArray, count: FloatArray, cor: FloatArray,
-               n_bins: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _mass_bins(
+    values: FloatArray, count: FloatArray, cor: FloatArray, n_bins: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per equal-mass bin: rows, correct rows, sum of confidences (ties cut pro rata)."""
     keep = count > 0
     values, count, cor = values[keep], count[keep], cor[keep]
@@ -203,20 +208,23 @@ def _mass_bins(values: FloatArray, count: FloatArray, cor: FloatArray,
     return np.diff(pos), np.diff(cum_cor), np.diff(cum_conf)
 
 
-def _bins(values: FloatArray, count: FloatArray, cor: FloatArray, n_bins: int,
-          binning: Binning) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _bins(
+    values: FloatArray, count: FloatArray, cor: FloatArray, n_bins: int, binning: Binning
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     fn = _width_bins if binning == "equal_width" else _mass_bins
     return fn(values, count, cor, n_bins)
 
 
-def _ece_k(values: FloatArray, count: FloatArray, cor: FloatArray, n_bins: int,
-           binning: Binning) -> float:
+def _ece_k(
+    values: FloatArray, count: FloatArray, cor: FloatArray, n_bins: int, binning: Binning
+) -> float:
     cnt, acc_sum, conf_sum = _bins(values, count, cor, n_bins, binning)
     return float(np.sum(np.abs(acc_sum - conf_sum)) / cnt.sum())
 
 
-def _mce_k(values: FloatArray, count: FloatArray, cor: FloatArray, n_bins: int,
-           binning: Binning) -> float:
+def _mce_k(
+    values: FloatArray, count: FloatArray, cor: FloatArray, n_bins: int, binning: Binning
+) -> float:
     cnt, acc_sum, conf_sum = _bins(values, count, cor, n_bins, binning)
     filled = cnt > 0
     return float(np.max(np.abs(acc_sum[filled] - conf_sum[filled]) / cnt[filled]))
@@ -238,8 +246,9 @@ def _aurc_k(count: FloatArray, cor: FloatArray) -> float:
     cnt, err = count[keep][::-1], (count - cor)[keep][::-1]
     n = int(round(cnt.sum()))
     k = np.arange(1, n + 1, dtype=np.float64)
-    cum_err = np.interp(k, np.concatenate([[0.0], np.cumsum(cnt)]),
-                        np.concatenate([[0.0], np.cumsum(err)]))
+    cum_err = np.interp(
+        k, np.concatenate([[0.0], np.cumsum(cnt)]), np.concatenate([[0.0], np.cumsum(err)])
+    )
     return float(np.mean(cum_err / k))
 
 
@@ -290,7 +299,9 @@ def _check_bins(n_bins: int, n: int, binning: str) -> int:
 
 
 def bin_stats(
-    confidence: ArrayLike, correct: ArrayLike, n_bins: int = DEFAULT_BINS,
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    n_bins: int = DEFAULT_BINS,
     binning: Binning = "equal_width",
 ) -> BinStats:
     """Group predictions into ``n_bins`` bins (see module docstring) and summarise each bin.
@@ -317,7 +328,9 @@ def bin_stats(
 
 
 def ece(
-    confidence: ArrayLike, correct: ArrayLike, n_bins: int = DEFAULT_BINS,
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    n_bins: int = DEFAULT_BINS,
     binning: Binning = "equal_width",
 ) -> float:
     """Expected calibration error (0 = perfectly calibrated; see module docstring)."""
@@ -328,7 +341,9 @@ def ece(
 
 
 def mce(
-    confidence: ArrayLike, correct: ArrayLike, n_bins: int = DEFAULT_BINS,
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    n_bins: int = DEFAULT_BINS,
     binning: Binning = "equal_width",
 ) -> float:
     """Maximum calibration error: the largest |accuracy - confidence| over non-empty bins."""

@@ -22,7 +22,9 @@ MAX_CURVE_POINTS = 500
 
 
 def reliability_data(
-    confidence: ArrayLike, correct: ArrayLike, n_bins: int = m.DEFAULT_BINS,
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    n_bins: int = m.DEFAULT_BINS,
     binning: m.Binning = "equal_width",
 ) -> dict[str, Any]:
     """Per-bin data of a reliability diagram plus ECE/MCE.
@@ -38,20 +40,32 @@ def reliability_data(
         return None if not np.isfinite(v) else float(v)
 
     bins = [
-        {"lower": float(lo), "upper": float(hi), "count": int(c), "accuracy": num(a),
-         "confidence": num(mc), "gap": num(a - mc)}
-        for lo, hi, c, a, mc in zip(b.lower, b.upper, b.count, b.accuracy, b.confidence,
-                                    strict=True)
+        {
+            "lower": float(lo),
+            "upper": float(hi),
+            "count": int(c),
+            "accuracy": num(a),
+            "confidence": num(mc),
+            "gap": num(a - mc),
+        }
+        for lo, hi, c, a, mc in zip(
+            b.lower, b.upper, b.count, b.accuracy, b.confidence, strict=True
+        )
     ]
     return {
-        "n": int(conf.size), "n_bins": int(n_bins), "binning": binning,
-        "ece": m.ece(conf, corr, n_bins, binning), "mce": m.mce(conf, corr, n_bins, binning),
+        "n": int(conf.size),
+        "n_bins": int(n_bins),
+        "binning": binning,
+        "ece": m.ece(conf, corr, n_bins, binning),
+        "mce": m.mce(conf, corr, n_bins, binning),
         "bins": bins,
     }
 
 
 def risk_coverage_data(
-    confidence: ArrayLike, correct: ArrayLike, max_points: int = MAX_CURVE_POINTS,
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    max_points: int = MAX_CURVE_POINTS,
 ) -> dict[str, Any]:
     """Risk-coverage curve (most confident first) with AURC and its random/oracle references.
 
@@ -69,9 +83,13 @@ def risk_coverage_data(
     error_rate = float(np.mean(~corr))
     return {
         "n": int(conf.size),
-        "coverage": coverage.tolist(), "risk": risk.tolist(), "threshold": thr.tolist(),
-        "aurc": m.aurc(conf, corr), "oracle_aurc": m.oracle_aurc(corr),
-        "random_aurc": error_rate, "error_rate": error_rate,
+        "coverage": coverage.tolist(),
+        "risk": risk.tolist(),
+        "threshold": thr.tolist(),
+        "aurc": m.aurc(conf, corr),
+        "oracle_aurc": m.oracle_aurc(corr),
+        "random_aurc": error_rate,
+        "error_rate": error_rate,
     }
 
 
@@ -94,14 +112,26 @@ def _draw_reliability(ax: Any, series: Sequence[tuple[str, dict[str, Any]]]) -> 
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect")
     first = series[0][1]
     filled = [b for b in first["bins"] if b["count"] > 0]
-    ax.bar([(b["lower"] + b["upper"]) / 2 for b in filled], [b["accuracy"] for b in filled],
-           width=[b["upper"] - b["lower"] or 0.01 for b in filled], alpha=0.25,
-           color=COLOURS[0], edgecolor="black", linewidth=0.4)
+    ax.bar(
+        [(b["lower"] + b["upper"]) / 2 for b in filled],
+        [b["accuracy"] for b in filled],
+        width=[b["upper"] - b["lower"] or 0.01 for b in filled],
+        alpha=0.25,
+        color=COLOURS[0],
+        edgecolor="black",
+        linewidth=0.4,
+    )
     for k, (name, d) in enumerate(series):
         pts = [b for b in d["bins"] if b["count"] > 0]
-        ax.plot([b["confidence"] for b in pts], [b["accuracy"] for b in pts], marker="o",
-                markersize=3, color=COLOURS[k % len(COLOURS)], linewidth=1.2,
-                label=f"{name} (ECE {d['ece']:.3f})")
+        ax.plot(
+            [b["confidence"] for b in pts],
+            [b["accuracy"] for b in pts],
+            marker="o",
+            markersize=3,
+            color=COLOURS[k % len(COLOURS)],
+            linewidth=1.2,
+            label=f"{name} (ECE {d['ece']:.3f})",
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
@@ -112,11 +142,20 @@ def _draw_reliability(ax: Any, series: Sequence[tuple[str, dict[str, Any]]]) -> 
 
 def _draw_risk_coverage(ax: Any, series: Sequence[tuple[str, dict[str, Any]]]) -> None:
     for k, (name, d) in enumerate(series):
-        ax.plot(d["coverage"], d["risk"], color=COLOURS[k % len(COLOURS)],
-                label=f"{name} (AURC {d['aurc']:.3f})")
+        ax.plot(
+            d["coverage"],
+            d["risk"],
+            color=COLOURS[k % len(COLOURS)],
+            label=f"{name} (AURC {d['aurc']:.3f})",
+        )
     d0 = series[0][1]
-    ax.axhline(d0["error_rate"], linestyle="--", color="grey", linewidth=1,
-               label=f"random (AURC {d0['random_aurc']:.3f})")
+    ax.axhline(
+        d0["error_rate"],
+        linestyle="--",
+        color="grey",
+        linewidth=1,
+        label=f"random (AURC {d0['random_aurc']:.3f})",
+    )
     ax.set_xlim(0, 1)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("coverage (share accepted, most confident first)")
@@ -126,10 +165,14 @@ def _draw_risk_coverage(ax: Any, series: Sequence[tuple[str, dict[str, Any]]]) -
 
 
 def save_calibration_plot(
-    path: str | Path, confidence: ArrayLike, correct: ArrayLike, *,
+    path: str | Path,
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    *,
     calibrated: ArrayLike | Mapping[str, ArrayLike] | None = None,
     calibrated_label: str = "calibrated",
-    n_bins: int = m.DEFAULT_BINS, title: str | None = None,
+    n_bins: int = m.DEFAULT_BINS,
+    title: str | None = None,
 ) -> Path:
     """Write a PNG with a reliability diagram and a risk-coverage curve side by side.
 
@@ -158,6 +201,7 @@ def save_calibration_plot(
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, format="png")
     except OSError as e:
-        raise CalibrationError(f"cannot write plot {out}: {e.strerror or e}",
-                               param="plot") from None
+        raise CalibrationError(
+            f"cannot write plot {out}: {e.strerror or e}", param="plot"
+        ) from None
     return out

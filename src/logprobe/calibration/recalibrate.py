@@ -34,8 +34,7 @@ from .metrics import EPS, BoolArray, FloatArray, check_inputs, check_probs
 from .signature import TaskSignature
 
 Method = Literal["temperature", "platt", "isotonic", "vector", "matrix", "contextual"]
-METHODS: tuple[str, ...] = ("temperature", "platt", "isotonic", "vector", "matrix",
-                            "contextual")
+METHODS: tuple[str, ...] = ("temperature", "platt", "isotonic", "vector", "matrix", "contextual")
 CALIBRATOR_FORMAT = "logprobe.calibrator/2"
 READABLE_FORMATS = ("logprobe.calibrator/1", CALIBRATOR_FORMAT)
 """Version 1 files (no task signature) are still read; they apply only when forced."""
@@ -126,8 +125,9 @@ class Calibrator(ABC):
     def apply(self, x: Any) -> Any:
         """Calibrate a confidence (float) or a distribution (dict, list/tuple, 1-D/2-D array)."""
         if isinstance(x, bool):
-            raise CalibrationError("apply() takes a confidence or probabilities, not a bool",
-                                   param="confidence")
+            raise CalibrationError(
+                "apply() takes a confidence or probabilities, not a bool", param="confidence"
+            )
         if isinstance(x, int | float | np.floating | np.integer):
             return float(self.apply_confidence([float(x)])[0])
         if isinstance(x, Mapping):
@@ -157,7 +157,9 @@ class Calibrator(ABC):
         if set(order) != set(probs):
             raise CalibrationError(
                 f"{self.method} calibrator was fitted on labels [{', '.join(order)}], got "
-                f"[{', '.join(probs)}]", param="labels")
+                f"[{', '.join(probs)}]",
+                param="labels",
+            )
         return list(order)
 
     @classmethod
@@ -201,8 +203,9 @@ class TemperatureCalibrator(Calibrator):
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise CalibrationError(f"temperature must be > 0, got {self.temperature!r}",
-                                   param="temperature")
+            raise CalibrationError(
+                f"temperature must be > 0, got {self.temperature!r}", param="temperature"
+            )
 
     def _map(self, conf: FloatArray) -> FloatArray:
         return np.asarray(expit(_logit(conf) / self.temperature), dtype=np.float64)
@@ -254,13 +257,15 @@ class IsotonicCalibrator(Calibrator):
     def __post_init__(self) -> None:
         x, y = np.asarray(self.x, dtype=np.float64), np.asarray(self.y, dtype=np.float64)
         if x.ndim != 1 or x.size == 0 or x.shape != y.shape:
-            raise CalibrationError("isotonic x and y must be non-empty and of equal length",
-                                   param="params")
+            raise CalibrationError(
+                "isotonic x and y must be non-empty and of equal length", param="params"
+            )
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
             raise CalibrationError("isotonic x and y must be finite", param="params")
         if np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
-            raise CalibrationError("isotonic x and y must be non-decreasing, y in [0, 1]",
-                                   param="params")
+            raise CalibrationError(
+                "isotonic x and y must be non-decreasing, y in [0, 1]", param="params"
+            )
 
     def _map(self, conf: FloatArray) -> FloatArray:
         return np.interp(conf, np.asarray(self.x), np.asarray(self.y))
@@ -270,8 +275,9 @@ class IsotonicCalibrator(Calibrator):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **common: Any) -> Calibrator:
-        return cls(x=tuple(float(v) for v in params["x"]), y=tuple(float(v) for v in params["y"]),
-                   **common)
+        return cls(
+            x=tuple(float(v) for v in params["x"]), y=tuple(float(v) for v in params["y"]), **common
+        )
 
 
 _CLASSES: dict[str, type[Calibrator]] = {
@@ -293,8 +299,9 @@ def calibrator_from_dict(d: Mapping[str, Any]) -> Calibrator:
     Version 1 files (written before task signatures) are read with ``signature=None``.
     """
     if not isinstance(d, Mapping) or d.get("format") not in READABLE_FORMATS:
-        raise CalibrationError(f"not a calibrator file (expected format {CALIBRATOR_FORMAT!r})",
-                               param="format")
+        raise CalibrationError(
+            f"not a calibrator file (expected format {CALIBRATOR_FORMAT!r})", param="format"
+        )
     method = d.get("method")
     if method not in _CLASSES:
         raise CalibrationError(f"unknown calibration method {method!r}", param="method")
@@ -306,7 +313,8 @@ def calibrator_from_dict(d: Mapping[str, Any]) -> Calibrator:
         "model": d.get("model"),
         "n_fit": int(d.get("n_fit") or 0),
         "info": dict(d.get("info") or {}),
-        "signature": None if d.get("signature") is None
+        "signature": None
+        if d.get("signature") is None
         else TaskSignature.from_dict(d["signature"]),
         "labels": None if labels is None else tuple(str(x) for x in labels),
     }
@@ -338,8 +346,12 @@ def _check_fit_data(corr: BoolArray, method: str) -> None:
 
 
 def fit_temperature(
-    confidence: ArrayLike | None = None, correct: ArrayLike | None = None, *,
-    probs: ArrayLike | None = None, gold: ArrayLike | None = None, model: str | None = None,
+    confidence: ArrayLike | None = None,
+    correct: ArrayLike | None = None,
+    *,
+    probs: ArrayLike | None = None,
+    gold: ArrayLike | None = None,
+    model: str | None = None,
 ) -> TemperatureCalibrator:
     """Fit ``T`` by minimising the negative log-likelihood (bounded search on ``log T``).
 
@@ -360,8 +372,9 @@ def fit_temperature(
         n = p.shape[0]
     else:
         if confidence is None or correct is None:
-            raise CalibrationError("temperature scaling needs probs+gold or confidence+correct",
-                                   param="probs")
+            raise CalibrationError(
+                "temperature scaling needs probs+gold or confidence+correct", param="probs"
+            )
         conf, corr = check_inputs(confidence, correct)
         _check_fit_data(corr, "temperature scaling")
         z, y = _logit(conf), corr.astype(np.float64)
@@ -373,8 +386,10 @@ def fit_temperature(
         n = conf.size
     res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
     t = float(math.exp(res.x))
-    info = {"at_bound": bool(min(abs(res.x - lo), abs(res.x - hi)) < 1e-3),
-            "input": "probs" if probs is not None and gold is not None else "confidence"}
+    info = {
+        "at_bound": bool(min(abs(res.x - lo), abs(res.x - hi)) < 1e-3),
+        "input": "probs" if probs is not None and gold is not None else "confidence",
+    }
     return TemperatureCalibrator(temperature=t, model=model, n_fit=n, info=info)
 
 
@@ -389,8 +404,9 @@ def fit_platt(
 
     lr = LogisticRegression(C=1e12, max_iter=1000)  # effectively unpenalised on one feature
     lr.fit(_logit(conf)[:, None], corr.astype(np.int64))
-    return PlattCalibrator(slope=float(lr.coef_[0, 0]), intercept=float(lr.intercept_[0]),
-                           model=model, n_fit=conf.size)
+    return PlattCalibrator(
+        slope=float(lr.coef_[0, 0]), intercept=float(lr.intercept_[0]), model=model, n_fit=conf.size
+    )
 
 
 def fit_isotonic(
@@ -404,37 +420,48 @@ def fit_isotonic(
 
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     iso.fit(conf, corr.astype(np.float64))
-    return IsotonicCalibrator(x=tuple(float(v) for v in iso.X_thresholds_),
-                              y=tuple(float(v) for v in iso.y_thresholds_),
-                              model=model, n_fit=conf.size)
+    return IsotonicCalibrator(
+        x=tuple(float(v) for v in iso.X_thresholds_),
+        y=tuple(float(v) for v in iso.y_thresholds_),
+        model=model,
+        n_fit=conf.size,
+    )
 
 
 def fit_calibrator(
-    method: str, confidence: ArrayLike | None = None, correct: ArrayLike | None = None, *,
-    probs: ArrayLike | None = None, gold: ArrayLike | None = None, model: str | None = None,
+    method: str,
+    confidence: ArrayLike | None = None,
+    correct: ArrayLike | None = None,
+    *,
+    probs: ArrayLike | None = None,
+    gold: ArrayLike | None = None,
+    model: str | None = None,
     **common: Any,
 ) -> Calibrator:
     """Fit a calibrator by method name (``temperature``, ``platt``, ``isotonic``, ``vector`` or
     ``matrix``; ``contextual`` needs the engine: see :func:`.scaling.fit_contextual`).
     ``common`` (``signature``, ``labels``) is stored on the calibrator."""
     if method == "temperature":
-        cal: Calibrator = fit_temperature(confidence, correct, probs=probs, gold=gold,
-                                          model=model)
+        cal: Calibrator = fit_temperature(confidence, correct, probs=probs, gold=gold, model=model)
     elif method in ("vector", "matrix"):
         from .scaling import fit_matrix, fit_vector
 
         if probs is None or gold is None:
-            raise CalibrationError(f"{method} scaling needs probs over the labels and gold",
-                                   param="probs")
+            raise CalibrationError(
+                f"{method} scaling needs probs over the labels and gold", param="probs"
+            )
         fit = fit_vector if method == "vector" else fit_matrix
         return fit(probs, gold, model=model, **common)
     elif method == "contextual":
-        raise CalibrationError("contextual calibration is fitted from the engine's content-free "
-                               "predictions (fit_contextual), not from labelled rows",
-                               param="method")
+        raise CalibrationError(
+            "contextual calibration is fitted from the engine's content-free "
+            "predictions (fit_contextual), not from labelled rows",
+            param="method",
+        )
     elif method not in ("platt", "isotonic"):
-        raise CalibrationError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}",
-                               param="method")
+        raise CalibrationError(
+            f"unknown method {method!r}; choose one of {', '.join(METHODS)}", param="method"
+        )
     elif confidence is None or correct is None:
         raise CalibrationError(f"{method} needs confidence and correct", param="confidence")
     elif method == "platt":
@@ -450,8 +477,9 @@ def split_indices(n: int, fit_fraction: float, seed: int) -> tuple[np.ndarray, n
     ``fit_fraction == 1`` fits on everything and leaves the evaluation part empty.
     """
     if not 0 < fit_fraction <= 1:
-        raise CalibrationError(f"fit fraction must be in (0, 1], got {fit_fraction}",
-                               param="fit_split")
+        raise CalibrationError(
+            f"fit fraction must be in (0, 1], got {fit_fraction}", param="fit_split"
+        )
     perm = np.random.default_rng(seed).permutation(n)
     n_fit = n if fit_fraction == 1 else min(max(int(round(n * fit_fraction)), 1), n - 1)
     return np.sort(perm[:n_fit]), np.sort(perm[n_fit:])

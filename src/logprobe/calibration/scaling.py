@@ -60,12 +60,16 @@ class _DistributionMap(Calibrator):
     def _map(self, conf: FloatArray) -> FloatArray:
         raise CalibrationError(
             f"{self.method} calibration maps label distributions: give probs over the labels, "
-            "not a bare confidence", param="probs")
+            "not a bare confidence",
+            param="probs",
+        )
 
     def _check_k(self, p: FloatArray, k: int) -> None:
         if p.shape[1] != k:
-            raise CalibrationError(f"{self.method} calibrator was fitted on {k} labels, got "
-                                   f"{p.shape[1]}", param="probs")
+            raise CalibrationError(
+                f"{self.method} calibrator was fitted on {k} labels, got {p.shape[1]}",
+                param="probs",
+            )
 
 
 @register_calibrator
@@ -80,8 +84,9 @@ class VectorCalibrator(_DistributionMap):
     def __post_init__(self) -> None:
         b = np.asarray(self.bias, dtype=np.float64)
         if b.ndim != 1 or b.size < 2 or not np.all(np.isfinite(b)) or not np.isfinite(self.scale):
-            raise CalibrationError("vector scaling needs a finite scale and >= 2 finite biases",
-                                   param="params")
+            raise CalibrationError(
+                "vector scaling needs a finite scale and >= 2 finite biases", param="params"
+            )
 
     def _map_probs(self, p: FloatArray) -> FloatArray:
         self._check_k(p, len(self.bias))
@@ -93,8 +98,9 @@ class VectorCalibrator(_DistributionMap):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **common: Any) -> Calibrator:
-        return cls(scale=float(params["scale"]),
-                   bias=tuple(float(v) for v in params["bias"]), **common)
+        return cls(
+            scale=float(params["scale"]), bias=tuple(float(v) for v in params["bias"]), **common
+        )
 
 
 @register_calibrator
@@ -108,10 +114,15 @@ class MatrixCalibrator(_DistributionMap):
 
     def __post_init__(self) -> None:
         w, b = np.asarray(self.weights, dtype=np.float64), np.asarray(self.bias, dtype=np.float64)
-        if (b.ndim != 1 or b.size < 2 or w.shape != (b.size, b.size)
-                or not (np.all(np.isfinite(w)) and np.all(np.isfinite(b)))):
-            raise CalibrationError("matrix scaling needs a finite K x K matrix and K biases",
-                                   param="params")
+        if (
+            b.ndim != 1
+            or b.size < 2
+            or w.shape != (b.size, b.size)
+            or not (np.all(np.isfinite(w)) and np.all(np.isfinite(b)))
+        ):
+            raise CalibrationError(
+                "matrix scaling needs a finite K x K matrix and K biases", param="params"
+            )
 
     def _map_probs(self, p: FloatArray) -> FloatArray:
         self._check_k(p, len(self.bias))
@@ -123,8 +134,11 @@ class MatrixCalibrator(_DistributionMap):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **common: Any) -> Calibrator:
-        return cls(weights=tuple(tuple(float(v) for v in row) for row in params["weights"]),
-                   bias=tuple(float(v) for v in params["bias"]), **common)
+        return cls(
+            weights=tuple(tuple(float(v) for v in row) for row in params["weights"]),
+            bias=tuple(float(v) for v in params["bias"]),
+            **common,
+        )
 
 
 @register_calibrator
@@ -138,8 +152,9 @@ class ContextualCalibrator(_DistributionMap):
     def __post_init__(self) -> None:
         q = np.asarray(self.prior, dtype=np.float64)
         if q.ndim != 1 or q.size < 2 or not np.all(np.isfinite(q)) or np.any(q <= 0):
-            raise CalibrationError("contextual calibration needs >= 2 positive prior probs",
-                                   param="params")
+            raise CalibrationError(
+                "contextual calibration needs >= 2 positive prior probs", param="params"
+            )
 
     def _map_probs(self, p: FloatArray) -> FloatArray:
         self._check_k(p, len(self.prior))
@@ -160,27 +175,34 @@ class ContextualCalibrator(_DistributionMap):
 def _fit_data(probs: ArrayLike, gold: ArrayLike, what: str) -> tuple[FloatArray, np.ndarray]:
     p, g = check_probs(probs, gold)
     if p.shape[0] < MIN_FIT_POINTS:
-        raise CalibrationError(f"{what} needs at least {MIN_FIT_POINTS} labelled rows to fit, "
-                               f"got {p.shape[0]}", param="fit")
+        raise CalibrationError(
+            f"{what} needs at least {MIN_FIT_POINTS} labelled rows to fit, got {p.shape[0]}",
+            param="fit",
+        )
     if np.unique(g).size < 2:
-        raise CalibrationError(f"{what} needs rows of at least two gold labels to fit",
-                               param="gold")
+        raise CalibrationError(
+            f"{what} needs rows of at least two gold labels to fit", param="gold"
+        )
     return p, g
 
 
 def fit_vector(
-    probs: ArrayLike, gold: ArrayLike, *, l2: float = VECTOR_L2, **common: Any,
+    probs: ArrayLike,
+    gold: ArrayLike,
+    *,
+    l2: float = VECTOR_L2,
+    **common: Any,
 ) -> VectorCalibrator:
     """Vector scaling: minimise mean NLL + ``l2 * |b|^2 / n`` over the scale and the biases."""
     p, g = _fit_data(probs, gold, "vector scaling")
-    x = log_features(p)                                  # (n, k)
+    x = log_features(p)  # (n, k)
     n, k = x.shape
-    onehot = np.eye(k)[g]                                # (n, k)
+    onehot = np.eye(k)[g]  # (n, k)
 
     def loss(theta: FloatArray) -> tuple[float, FloatArray]:
         s, b = theta[0], theta[1:]
-        logq = log_softmax(s * x + b, axis=1)            # (n, k)
-        resid = (np.exp(logq) - onehot) / n              # d mean-NLL / dz
+        logq = log_softmax(s * x + b, axis=1)  # (n, k)
+        resid = (np.exp(logq) - onehot) / n  # d mean-NLL / dz
         value = -float(np.sum(logq * onehot)) / n + l2 * float(b @ b) / n
         grad = np.concatenate([[float(np.sum(resid * x))], resid.sum(axis=0) + 2 * l2 * b / n])
         return value, grad
@@ -188,10 +210,15 @@ def fit_vector(
     theta0 = np.concatenate([[1.0], np.zeros(k)])
     bounds = [(0.01, 100.0)] + [(None, None)] * k
     res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
-    b = res.x[1:] - res.x[1:].mean()                     # softmax ignores a common shift
+    b = res.x[1:] - res.x[1:].mean()  # softmax ignores a common shift
     info = {"converged": bool(res.success), "l2": l2}
-    return VectorCalibrator(scale=float(res.x[0]), bias=tuple(float(v) for v in b), n_fit=n,
-                            info={**info, **dict(common.pop("info", {}))}, **common)
+    return VectorCalibrator(
+        scale=float(res.x[0]),
+        bias=tuple(float(v) for v in b),
+        n_fit=n,
+        info={**info, **dict(common.pop("info", {}))},
+        **common,
+    )
 
 
 def _matrix_fit(x: FloatArray, g: np.ndarray, k: int, c: float) -> tuple[FloatArray, FloatArray]:
@@ -205,7 +232,7 @@ def _matrix_fit(x: FloatArray, g: np.ndarray, k: int, c: float) -> tuple[FloatAr
         lr.fit(x, g)
     classes = [int(v) for v in lr.classes_]
     w, b = np.zeros((k, k)), np.zeros(k)
-    if len(classes) == 2:                                # sklearn's binary form: one row
+    if len(classes) == 2:  # sklearn's binary form: one row
         w[classes[1]], b[classes[1]] = lr.coef_[0], lr.intercept_[0]
     else:
         for row, cls in enumerate(classes):
@@ -222,23 +249,40 @@ def _nll(w: FloatArray, b: FloatArray, x: FloatArray, g: np.ndarray) -> float:
 
 
 def fit_matrix(
-    probs: ArrayLike, gold: ArrayLike, *, cs: Sequence[float] = MATRIX_CS, folds: int = 5,
-    seed: int = 0, **common: Any,
+    probs: ArrayLike,
+    gold: ArrayLike,
+    *,
+    cs: Sequence[float] = MATRIX_CS,
+    folds: int = 5,
+    seed: int = 0,
+    **common: Any,
 ) -> MatrixCalibrator:
     """Matrix scaling: L2 multinomial logistic regression of the gold label on ``log p``, its
     ``C`` picked from ``cs`` by ``folds``-fold cross-validated log loss (stratified, seeded)."""
     p, g = _fit_data(probs, gold, "matrix scaling")
     require_sklearn("matrix scaling")
     x, k = log_features(p), p.shape[1]
-    cv = {c: cv_log_loss(lambda xt, gt, c=c: _matrix_fit(xt, gt, k, c),
-                         lambda m, xv, gv: _nll(m[0], m[1], xv, gv), x, g, folds, seed)
-          for c in cs}
+    cv = {
+        c: cv_log_loss(
+            lambda xt, gt, c=c: _matrix_fit(xt, gt, k, c),
+            lambda m, xv, gv: _nll(m[0], m[1], xv, gv),
+            x,
+            g,
+            folds,
+            seed,
+        )
+        for c in cs
+    }
     best = min(cs, key=lambda c: cv[c])
     w, b = _matrix_fit(x, g, k, best)
     info = {"C": best, "cv_log_loss": {str(c): v for c, v in cv.items()}}
-    return MatrixCalibrator(weights=tuple(tuple(float(v) for v in row) for row in w),
-                            bias=tuple(float(v) for v in b), n_fit=int(g.size),
-                            info={**info, **dict(common.pop("info", {}))}, **common)
+    return MatrixCalibrator(
+        weights=tuple(tuple(float(v) for v in row) for row in w),
+        bias=tuple(float(v) for v in b),
+        n_fit=int(g.size),
+        info={**info, **dict(common.pop("info", {}))},
+        **common,
+    )
 
 
 def cv_folds(g: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -256,8 +300,7 @@ def cv_folds(g: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.
     return list(splitter.split(np.zeros(g.size)))
 
 
-def cv_log_loss(fit: Any, score: Any, x: FloatArray, g: np.ndarray, folds: int,
-                seed: int) -> float:
+def cv_log_loss(fit: Any, score: Any, x: FloatArray, g: np.ndarray, folds: int, seed: int) -> float:
     """Mean held-out log loss of ``fit(x_train, g_train)`` scored by ``score(model, x, g)``,
     weighted by fold size."""
     total = 0.0
@@ -266,22 +309,32 @@ def cv_log_loss(fit: Any, score: Any, x: FloatArray, g: np.ndarray, folds: int,
     return total / g.size
 
 
-def fit_contextual(prior_probs: ArrayLike, *, inputs: Sequence[str] = CONTENT_FREE_INPUTS,
-                   **common: Any) -> ContextualCalibrator:
+def fit_contextual(
+    prior_probs: ArrayLike, *, inputs: Sequence[str] = CONTENT_FREE_INPUTS, **common: Any
+) -> ContextualCalibrator:
     """Contextual calibration from the label distributions of content-free inputs ((m, k) or
     (k,)): their mean is the prior divided out. Needs no labelled rows."""
     q = np.asarray(prior_probs, dtype=np.float64)
     q = q[None, :] if q.ndim == 1 else q
     if q.ndim != 2 or q.shape[0] == 0 or q.shape[1] < 2:
-        raise CalibrationError("contextual calibration needs the label distribution of at least "
-                               "one content-free input", param="prior")
+        raise CalibrationError(
+            "contextual calibration needs the label distribution of at least "
+            "one content-free input",
+            param="prior",
+        )
     q, _ = check_probs(q, np.zeros(q.shape[0], dtype=np.int64))
     prior = np.clip(q.mean(axis=0), EPS, 1.0)
     prior = prior / prior.sum()
-    info = {"content_free_inputs": list(inputs),
-            "content_free_probs": [[float(v) for v in row] for row in q]}
-    return ContextualCalibrator(prior=tuple(float(v) for v in prior), n_fit=0,
-                                info={**info, **dict(common.pop("info", {}))}, **common)
+    info = {
+        "content_free_inputs": list(inputs),
+        "content_free_probs": [[float(v) for v in row] for row in q],
+    }
+    return ContextualCalibrator(
+        prior=tuple(float(v) for v in prior),
+        n_fit=0,
+        info={**info, **dict(common.pop("info", {}))},
+        **common,
+    )
 
 
 __all__ = [

@@ -38,16 +38,22 @@ def gate_outcome(review: BoolArray, correct: BoolArray) -> dict[str, Any]:
     }
 
 
-def rule_of_thumb(mean_logprob: FloatArray, correct: BoolArray, *,
-                  publish_above: float = PUBLISH_ABOVE,
-                  review_below: float = REVIEW_BELOW) -> dict[str, Any]:
+def rule_of_thumb(
+    mean_logprob: FloatArray,
+    correct: BoolArray,
+    *,
+    publish_above: float = PUBLISH_ABOVE,
+    review_below: float = REVIEW_BELOW,
+) -> dict[str, Any]:
     """The mean-logprob rule on these rows: shares of each zone, and the gate outcome when the
     grey zone is published (``lenient``) or reviewed (``strict``)."""
     publish = mean_logprob > publish_above
     review = mean_logprob < review_below
     return {
-        "publish_above": publish_above, "review_below": review_below,
-        "publish_share": float(publish.mean()), "review_share": float(review.mean()),
+        "publish_above": publish_above,
+        "review_below": review_below,
+        "publish_share": float(publish.mean()),
+        "review_share": float(review.mean()),
         "grey_share": float((~publish & ~review).mean()),
         "lenient": gate_outcome(review, correct),
         "strict": gate_outcome(~publish, correct),
@@ -62,9 +68,14 @@ def same_budget(conf: FloatArray, correct: BoolArray, review_rate: float) -> dic
     return gate_outcome(review, correct)
 
 
-def selective_report(target: Target, fit_conf: FloatArray, fit_correct: BoolArray,
-                     eval_conf: FloatArray, eval_correct: BoolArray,
-                     eval_mean_logprob: FloatArray | None) -> dict[str, Any]:
+def selective_report(
+    target: Target,
+    fit_conf: FloatArray,
+    fit_correct: BoolArray,
+    eval_conf: FloatArray,
+    eval_correct: BoolArray,
+    eval_mean_logprob: FloatArray | None,
+) -> dict[str, Any]:
     """The threshold picked on the fit rows and its outcome on the evaluation rows, beside the
     rule of thumb (when mean logprobs are known) and the confidence gate at the rule's budget."""
     out: dict[str, Any] = {"target": {"kind": target.kind, "value": target.value}}
@@ -74,17 +85,26 @@ def selective_report(target: Target, fit_conf: FloatArray, fit_correct: BoolArra
         out["error"] = e.message
     else:
         out["threshold"] = choice.threshold
-        out["fit"] = {"review_rate": choice.tradeoff.review_rate,
-                      "errors_caught": choice.tradeoff.errors_caught}
+        out["fit"] = {
+            "review_rate": choice.tradeoff.review_rate,
+            "errors_caught": choice.tradeoff.errors_caught,
+        }
         out["eval"] = gate_outcome(eval_conf < choice.threshold, eval_correct)
     if eval_mean_logprob is not None:
         rule = rule_of_thumb(eval_mean_logprob, eval_correct)
         rule["confidence_at_same_budget"] = {
             reading: same_budget(eval_conf, eval_correct, rule[reading]["review_rate"])
-            for reading in ("lenient", "strict")}
+            for reading in ("lenient", "strict")
+        }
         out["rule_of_thumb"] = rule
     return out
 
 
-__all__ = ["PUBLISH_ABOVE", "REVIEW_BELOW", "gate_outcome", "rule_of_thumb", "same_budget",
-           "selective_report"]
+__all__ = [
+    "PUBLISH_ABOVE",
+    "REVIEW_BELOW",
+    "gate_outcome",
+    "rule_of_thumb",
+    "same_budget",
+    "selective_report",
+]

@@ -56,8 +56,9 @@ class Target:
             if self.value < 0:
                 raise CalibrationError("escalation_cost must be >= 0", param="target")
         elif not 0 <= self.value <= 1:
-            raise CalibrationError(f"target {self.kind} must be in [0, 1], got {self.value:g}",
-                                   param="target")
+            raise CalibrationError(
+                f"target {self.kind} must be in [0, 1], got {self.value:g}", param="target"
+            )
 
     def __str__(self) -> str:
         return f"{self.kind}={self.value:g}"
@@ -74,8 +75,9 @@ def parse_target(text: str) -> Target:
     try:
         number = float(value)
     except ValueError:
-        raise CalibrationError(f"target value must be a number, got {value!r}",
-                               param="target") from None
+        raise CalibrationError(
+            f"target value must be a number, got {value!r}", param="target"
+        ) from None
     return Target(kind.strip(), number)  # type: ignore[arg-type]
 
 
@@ -84,11 +86,11 @@ class TradeOff:
     """What a threshold does on a set of predictions (shares are of all outputs unless named)."""
 
     threshold: float
-    review_rate: float           # share flagged (confidence < threshold)
-    coverage: float              # share accepted = 1 - review_rate
-    precision: float | None      # accuracy of the accepted outputs (None if none accepted)
+    review_rate: float  # share flagged (confidence < threshold)
+    coverage: float  # share accepted = 1 - review_rate
+    precision: float | None  # accuracy of the accepted outputs (None if none accepted)
     errors_caught: float | None  # share of the wrong outputs that are flagged (None if no errors)
-    missed_error_rate: float     # share of all outputs that are accepted and wrong
+    missed_error_rate: float  # share of all outputs that are accepted and wrong
     expected_cost: float | None  # escalation_cost targets only
 
 
@@ -137,7 +139,7 @@ def _curve(values: FloatArray, count: FloatArray, errors: FloatArray) -> _Curve:
     keep = count > 0
     values, count, errors = values[keep], count[keep], errors[keep]
     thr = np.append(values, np.nextafter(values[-1], np.inf))  # last: flag everything
-    flagged = np.concatenate([[0.0], np.cumsum(count)])        # confidence < thr[j]
+    flagged = np.concatenate([[0.0], np.cumsum(count)])  # confidence < thr[j]
     flagged_errors = np.concatenate([[0.0], np.cumsum(errors)])
     return _Curve(thr, flagged, flagged_errors, float(count.sum()), float(errors.sum()))
 
@@ -163,8 +165,9 @@ def _pick(c: _Curve, target: Target) -> int:
         return int(ok[0])
     if target.kind == "errors_caught":
         if c.n_errors == 0:
-            raise CalibrationError("errors_caught needs at least one wrong prediction",
-                                   param="target")
+            raise CalibrationError(
+                "errors_caught needs at least one wrong prediction", param="target"
+            )
         return int(np.flatnonzero(c.flagged_errors / c.n_errors >= target.value - tol)[0])
     if target.kind == "review_rate":
         return int(np.flatnonzero(c.flagged / n <= target.value + tol)[-1])
@@ -172,8 +175,9 @@ def _pick(c: _Curve, target: Target) -> int:
     return int(np.flatnonzero(cost <= cost.min() + tol)[0])
 
 
-def _tradeoff_at(values: FloatArray, count: FloatArray, errors: FloatArray, threshold: float,
-                 target: Target) -> TradeOff:
+def _tradeoff_at(
+    values: FloatArray, count: FloatArray, errors: FloatArray, threshold: float, target: Target
+) -> TradeOff:
     n, n_err = float(count.sum()), float(errors.sum())
     flag = values < threshold
     n_flag, caught = float(count[flag].sum()), float(errors[flag].sum())
@@ -187,7 +191,8 @@ def _tradeoff_at(values: FloatArray, count: FloatArray, errors: FloatArray, thre
         errors_caught=caught / n_err if n_err else None,
         missed_error_rate=missed / n,
         expected_cost=(target.value * n_flag + missed) / n
-        if target.kind == "escalation_cost" else None,
+        if target.kind == "escalation_cost"
+        else None,
     )
 
 
@@ -206,8 +211,13 @@ _REPORTED = ("review_rate", "precision", "errors_caught", "missed_error_rate", "
 
 
 def pick_threshold(
-    confidence: ArrayLike, correct: ArrayLike, target: Target | str, *,
-    n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    confidence: ArrayLike,
+    correct: ArrayLike,
+    target: Target | str,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> ThresholdChoice:
     """Choose the threshold that meets ``target`` on these predictions (see module docstring).
 
@@ -239,12 +249,16 @@ def pick_threshold(
     cis = bootstrap_cis(stat, conf.size, n_boot=n_boot, seed=seed, level=level)
     names = [k for k in _REPORTED if k != "expected_cost" or tgt.kind == "escalation_cost"]
     return ThresholdChoice(
-        target=tgt, n=conf.size, tradeoff=chosen,
+        target=tgt,
+        n=conf.size,
+        tradeoff=chosen,
         threshold_ci=cis.get("threshold"),
         intervals={k: cis.get(k) for k in names},
         target_met_share=sum(met) / len(met) if met else None,
-        baseline={"error_rate": float(np.mean(~corr)),
-                  "review_all_cost": tgt.value if tgt.kind == "escalation_cost" else None},
+        baseline={
+            "error_rate": float(np.mean(~corr)),
+            "review_all_cost": tgt.value if tgt.kind == "escalation_cost" else None,
+        },
     )
 
 
@@ -260,8 +274,9 @@ def tradeoff_curve(confidence: ArrayLike, correct: ArrayLike) -> dict[str, list[
     c = _curve(g.values, count, count - cor)
     accepted = c.n - c.flagged
     missed = c.n_errors - c.flagged_errors
-    precision = [None if a == 0 else float((a - m) / a)
-                 for a, m in zip(accepted, missed, strict=True)]
+    precision = [
+        None if a == 0 else float((a - m) / a) for a, m in zip(accepted, missed, strict=True)
+    ]
     caught = [None if c.n_errors == 0 else float(e / c.n_errors) for e in c.flagged_errors]
     return {
         "threshold": [float(t) for t in c.thresholds],

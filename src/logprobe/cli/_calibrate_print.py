@@ -23,8 +23,18 @@ METRIC_NAMES = {
     "aurc": "AURC",
     "prr": "prediction-rejection ratio",
 }
-_BEFORE_AFTER = ("accuracy", "macro_f1", "ece", "ece_equal_mass", "mce", "brier",
-                 "brier_multiclass", "log_loss", "nll_multiclass", "roc_auc")
+_BEFORE_AFTER = (
+    "accuracy",
+    "macro_f1",
+    "ece",
+    "ece_equal_mass",
+    "mce",
+    "brier",
+    "brier_multiclass",
+    "log_loss",
+    "nll_multiclass",
+    "roc_auc",
+)
 
 
 def fmt(v: Any) -> str:
@@ -45,9 +55,13 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     level = int(round(report["bootstrap"]["level"] * 100))
     task = report.get("signature")
     if task:
-        console.print(escape(f"task: {task['model']} [{', '.join(task['labels'])}] prompt "
-                             f"{task['prompt_hash']} {task['method']}/{task['normalize']} "
-                             f"(id {task['id']})"))
+        console.print(
+            escape(
+                f"task: {task['model']} [{', '.join(task['labels'])}] prompt "
+                f"{task['prompt_hash']} {task['method']}/{task['normalize']} "
+                f"(id {task['id']})"
+            )
+        )
     table = Table(title=f"{report['source']}: {report['n']} predictions, {report['n_bins']} bins")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -72,14 +86,18 @@ def print_recalibration(rec: dict[str, Any], console: Console) -> None:
     if "error" in rec:
         console.print(f"recalibration ({rec['method']}) not possible: {rec['error']}")
         return
-    params = ", ".join(f"{k}={v:.4g}" for k, v in rec["params"].items()
-                       if isinstance(v, int | float))
+    params = ", ".join(
+        f"{k}={v:.4g}" for k, v in rec["params"].items() if isinstance(v, int | float)
+    )
     head = f"{rec['method']} fitted on {rec['fit_n']} rows" + (f" ({params})" if params else "")
     if rec["before"] is None:
         console.print(head + "; nothing held out to evaluate it")
         return
-    where = "held-out rows" if rec.get("eval_source") == "split" else \
-        f"rows of {rec.get('eval_source')}"
+    where = (
+        "held-out rows"
+        if rec.get("eval_source") == "split"
+        else f"rows of {rec.get('eval_source')}"
+    )
     table = Table(title=f"{head}, evaluated on {rec['eval_n']} {where}")
     table.add_column("metric")
     table.add_column("before", justify="right")
@@ -96,9 +114,11 @@ def print_recalibration(rec: dict[str, Any], console: Console) -> None:
     console.print(table)
     base = rec.get("baseline") or {}
     if "accuracy" in base:
-        console.print(f"majority-label baseline (always {base.get('label')!r}, the fit rows' most "
-                      f"frequent): accuracy {_value_ci(base['accuracy'])}, macro-F1 "
-                      f"{_value_ci(base.get('macro_f1'))}")
+        console.print(
+            f"majority-label baseline (always {base.get('label')!r}, the fit rows' most "
+            f"frequent): accuracy {_value_ci(base['accuracy'])}, macro-F1 "
+            f"{_value_ci(base.get('macro_f1'))}"
+        )
     if rec.get("selective"):
         print_selective(rec["selective"], console)
 
@@ -106,14 +126,18 @@ def print_recalibration(rec: dict[str, Any], console: Console) -> None:
 def _gate(d: dict[str, Any] | None) -> str:
     if not d:
         return "-"
-    return (f"review {fmt(d['review_rate'])}, accuracy of the rest {fmt(d['accuracy_of_rest'])}, "
-            f"errors caught {fmt(d['errors_caught'])}")
+    return (
+        f"review {fmt(d['review_rate'])}, accuracy of the rest {fmt(d['accuracy_of_rest'])}, "
+        f"errors caught {fmt(d['errors_caught'])}"
+    )
 
 
 def print_selective(sel: dict[str, Any], console: Console) -> None:
     t = sel["calibrated"]["target"]
-    console.print(f"selective prediction, target {t['kind']}={t['value']:g} (threshold picked on "
-                  "the fit rows, outcome on the evaluation rows):")
+    console.print(
+        f"selective prediction, target {t['kind']}={t['value']:g} (threshold picked on "
+        "the fit rows, outcome on the evaluation rows):"
+    )
     for name in ("raw", "calibrated"):
         part = sel[name]
         if "error" in part:
@@ -122,13 +146,17 @@ def print_selective(sel: dict[str, Any], console: Console) -> None:
             console.print(f"  {name} confidence >= {part['threshold']:.4f}: {_gate(part['eval'])}")
     rule = sel["raw"].get("rule_of_thumb")
     if rule:
-        console.print(f"  rule of thumb (mean logprob > {rule['publish_above']:g} publish, "
-                      f"< {rule['review_below']:g} review; grey zone "
-                      f"{rule['grey_share']:.3f}):")
+        console.print(
+            f"  rule of thumb (mean logprob > {rule['publish_above']:g} publish, "
+            f"< {rule['review_below']:g} review; grey zone "
+            f"{rule['grey_share']:.3f}):"
+        )
         at = sel["calibrated"].get("at_rule_budget", {})
         for reading, grey in (("lenient", "published"), ("strict", "reviewed")):
-            console.print(f"    grey zone {grey}: {_gate(rule[reading])}; calibrated confidence "
-                          f"at the same review rate: {_gate(at.get(reading))}")
+            console.print(
+                f"    grey zone {grey}: {_gate(rule[reading])}; calibrated confidence "
+                f"at the same review rate: {_gate(at.get(reading))}"
+            )
 
 
 def print_threshold(thr: dict[str, Any], console: Console) -> None:
@@ -145,8 +173,11 @@ def print_threshold(thr: dict[str, Any], console: Console) -> None:
         f"  review rate {fmt(thr['review_rate'])} {fmt_ci(thr['ci'].get('review_rate'))}, "
         f"precision of accepted {fmt(thr['precision'])}, errors caught "
         f"{fmt(thr['errors_caught'])} {fmt_ci(thr['ci'].get('errors_caught'))}"
-        + (f", expected cost {fmt(thr['expected_cost'])}" if thr["expected_cost"] is not None
-           else "")
+        + (
+            f", expected cost {fmt(thr['expected_cost'])}"
+            if thr["expected_cost"] is not None
+            else ""
+        )
     )
     held = thr.get("held_out")
     if held:

@@ -25,16 +25,28 @@ from rich.text import Text
 from ..execution import EngineSpec, Executor, LocalExecutor, RayExecutor, RayOptions
 from ._tasks_common import engine_from
 
-RayOpt = Annotated[bool, typer.Option(
-    "--ray", help="Run the rows on Ray actors (one engine each): joins $RAY_ADDRESS when set, "
-                  "else starts a local Ray runtime.")]
-RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", help="Join this Ray cluster (host:6379, ray://host:10001, auto); "
-                          "implies --ray.")]
-ActorsOpt = Annotated[int | None, typer.Option(
-    "--actors", help="Ray actors (default: the cluster's CPUs / --actor-cpus).")]
-ActorCpusOpt = Annotated[float, typer.Option(
-    "--actor-cpus", help="CPUs reserved per Ray actor (its engine's threads).")]
+RayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ray",
+        help="Run the rows on Ray actors (one engine each): joins $RAY_ADDRESS when set, "
+        "else starts a local Ray runtime.",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Join this Ray cluster (host:6379, ray://host:10001, auto); implies --ray.",
+    ),
+]
+ActorsOpt = Annotated[
+    int | None,
+    typer.Option("--actors", help="Ray actors (default: the cluster's CPUs / --actor-cpus)."),
+]
+ActorCpusOpt = Annotated[
+    float, typer.Option("--actor-cpus", help="CPUs reserved per Ray actor (its engine's threads).")
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +64,24 @@ class ExecChoice:
 
 
 @contextmanager
-def open_executor(choice: ExecChoice, model: str | None, *, threads: int | None = None,
-                  workers: int = 2, needs_engine: bool = True,
-                  api_key: str | None = None) -> Iterator[Executor]:
+def open_executor(
+    choice: ExecChoice,
+    model: str | None,
+    *,
+    threads: int | None = None,
+    workers: int = 2,
+    needs_engine: bool = True,
+    api_key: str | None = None,
+) -> Iterator[Executor]:
     """The executor for a dataset command; the local one opens the engine here as before."""
     if choice.use_ray:
         spec = EngineSpec(model, threads, api_key) if needs_engine else None
-        options = RayOptions(address=choice.address, actors=choice.actors,
-                             actor_cpus=choice.actor_cpus, concurrency=workers)
+        options = RayOptions(
+            address=choice.address,
+            actors=choice.actors,
+            actor_cpus=choice.actor_cpus,
+            concurrency=workers,
+        )
         with RayExecutor(spec, options) as ex:
             yield ex
         return
@@ -102,5 +124,14 @@ def describe(executor: Any) -> dict[str, Any]:
     return describe_fn() if callable(describe_fn) else {"backend": "local"}
 
 
-__all__ = ["ActorCpusOpt", "ActorsOpt", "ExecChoice", "RayAddressOpt", "RayOpt",
-           "RowsPerSecond", "describe", "open_executor", "rate_progress"]
+__all__ = [
+    "ActorCpusOpt",
+    "ActorsOpt",
+    "ExecChoice",
+    "RayAddressOpt",
+    "RayOpt",
+    "RowsPerSecond",
+    "describe",
+    "open_executor",
+    "rate_progress",
+]

@@ -20,8 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..errors import InvalidRequestError, ModelNotFoundError
 from ..engines.gemma_gguf import gemma_model_path
+from ..errors import InvalidRequestError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from ..engines.base import Engine, LocalEngine

@@ -39,8 +39,10 @@ from ._tasks_common import engine_from, print_json, progress_bar, split_list, st
 from .apps_moderate import moderate_cmd
 from .apps_route import autocomplete_cmd, triage_cmd
 
-MODEL_HELP = "GGUF path, 'gemma', or an http(s):// OpenAI-compatible URL ('URL#model'); " \
-             "default: the embedded SmolLM2-135M-Instruct."
+MODEL_HELP = (
+    "GGUF path, 'gemma', or an http(s):// OpenAI-compatible URL ('URL#model'); "
+    "default: the embedded SmolLM2-135M-Instruct."
+)
 
 
 def read_calibrator_arg(path: Path | None) -> Any | None:
@@ -52,16 +54,19 @@ def read_calibrator_arg(path: Path | None) -> Any | None:
     try:
         return read_calibrator(path)
     except CalibrationError as e:
-        raise InvalidRequestError(f"Invalid 'calibrator': {e.message}", param="calibrator") \
-            from None
+        raise InvalidRequestError(
+            f"Invalid 'calibrator': {e.message}", param="calibrator"
+        ) from None
 
 
 def relevance_cmd(
     question: Optional[str] = typer.Argument(None, help="The question (or --dataset)."),
     passages: list[str] = typer.Argument(None, help="Candidate passages (or --file)."),
     file: Optional[Path] = typer.Option(None, "--file", help="Candidates, one per line."),
-    method: str = typer.Option("ql", help="Rank by: ql | judge | combined (ql ranked best "
-                               "on WikiQA with the embedded model)."),
+    method: str = typer.Option(
+        "ql",
+        help="Rank by: ql | judge | combined (ql ranked best on WikiQA with the embedded model).",
+    ),
     weight: float = typer.Option(1.0, help="Query likelihood's weight in 'combined'."),
     calibrator: Optional[Path] = typer.Option(None, help="Calibrator JSON for P(yes)."),
     dataset: Optional[Path] = typer.Option(None, help="Labelled rows (qrels-style) to evaluate."),
@@ -72,8 +77,11 @@ def relevance_cmd(
     fmt: Optional[str] = typer.Option(None, "--format", help="jsonl | csv | tsv"),
     limit: Optional[int] = typer.Option(None, help="Only this many questions."),
     seed: Optional[int] = typer.Option(None, help="Seeded random questions with --limit."),
-    keep_all: bool = typer.Option(False, "--all", help="Keep questions with no or only "
-                                  "relevant candidates (default: leave them out)."),
+    keep_all: bool = typer.Option(
+        False,
+        "--all",
+        help="Keep questions with no or only relevant candidates (default: leave them out).",
+    ),
     k: int = typer.Option(10, help="Cut-off of nDCG@k."),
     out: Optional[Path] = typer.Option(None, help="Per-question results (JSONL)."),
     run: Optional[Path] = typer.Option(None, help="Write a TREC run file (--method's score)."),
@@ -88,12 +96,21 @@ def relevance_cmd(
     if dataset is not None:
         if question is not None:
             raise InvalidRequestError("give a QUESTION or --dataset (not both)", param="question")
-        loaded = load_questions(dataset, qid_col=qid_col, question_col=question_col,
-                                passage_col=passage_col, label_col=label_col, fmt=fmt)
+        loaded = load_questions(
+            dataset,
+            qid_col=qid_col,
+            question_col=question_col,
+            passage_col=passage_col,
+            label_col=label_col,
+            fmt=fmt,
+        )
         qs = select_questions(loaded.questions, limit=limit, seed=seed, filtered=not keep_all)
         if not qs:
-            raise InvalidRequestError("Invalid 'dataset': no question has both relevant and "
-                                      "non-relevant candidates (use --all).", param="dataset")
+            raise InvalidRequestError(
+                "Invalid 'dataset': no question has both relevant and "
+                "non-relevant candidates (use --all).",
+                param="dataset",
+            )
         with engine_from(model, threads=threads) as engine:
             d = _relevance_dataset(engine, qs, cal, weight, workers, k, out, run, how)
         d["skipped_rows"] = loaded.skipped
@@ -105,16 +122,27 @@ def relevance_cmd(
     if file is not None:
         cands += split_list(f"@{file}", param="file") or []
     if not cands:
-        raise InvalidRequestError("Invalid 'passages': no candidate passages (give them after "
-                                  "the question or with --file).", param="passages")
+        raise InvalidRequestError(
+            "Invalid 'passages': no candidate passages (give them after "
+            "the question or with --file).",
+            param="passages",
+        )
     with engine_from(model, threads=threads) as engine:
         result = relevance(engine, question, cands, method=how, calibrator=cal, weight=weight)
     print_json(result.to_dict()) if json_out else _print_ranking(result)
 
 
-def _relevance_dataset(engine: Any, qs: list[Question], cal: Any, weight: float, workers: int,
-                       k: int, out: Path | None, run: Path | None, how: Method
-                       ) -> dict[str, Any]:
+def _relevance_dataset(
+    engine: Any,
+    qs: list[Question],
+    cal: Any,
+    weight: float,
+    workers: int,
+    k: int,
+    out: Path | None,
+    run: Path | None,
+    how: Method,
+) -> dict[str, Any]:
     sink = None if out is None else out.open("w", encoding="utf-8")
     try:
         with progress_bar() as bar:
@@ -123,24 +151,43 @@ def _relevance_dataset(engine: Any, qs: list[Question], cal: Any, weight: float,
             def on_q(q: Question, r: RelevanceResult | None, err: str | None) -> None:
                 bar.advance(task)
                 if sink is not None and r is not None:
-                    sink.write(json.dumps({"qid": q.qid, "grades": list(q.grades),
-                                           **r.to_dict()}, ensure_ascii=False) + "\n")
+                    sink.write(
+                        json.dumps(
+                            {"qid": q.qid, "grades": list(q.grades), **r.to_dict()},
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
                     sink.flush()
 
-            scored, failed = score_questions(engine, qs, calibrator=cal, weight=weight,
-                                             workers=workers, on_question=on_q, method=how)
+            scored, failed = score_questions(
+                engine,
+                qs,
+                calibrator=cal,
+                weight=weight,
+                workers=workers,
+                on_question=on_q,
+                method=how,
+            )
     finally:
         if sink is not None:
             sink.close()
     if run is not None:
         _write_run(run, scored)
     done = [q for q, _ in scored]
-    reports: dict[str, RankingReport] = {**method_reports(scored, k=k),
-                                         "word_overlap": overlap_report(done, k=k),
-                                         "document_order": order_report(done, k=k)}
-    return {"questions": len(done), "failed": failed, "calibrated": cal is not None, "k": k,
-            "methods": {m: r.to_dict(n_boot=1000, seed=0) for m, r in reports.items()},
-            "random": random_baseline(done, k=k)}
+    reports: dict[str, RankingReport] = {
+        **method_reports(scored, k=k),
+        "word_overlap": overlap_report(done, k=k),
+        "document_order": order_report(done, k=k),
+    }
+    return {
+        "questions": len(done),
+        "failed": failed,
+        "calibrated": cal is not None,
+        "k": k,
+        "methods": {m: r.to_dict(n_boot=1000, seed=0) for m, r in reports.items()},
+        "random": random_baseline(done, k=k),
+    }
 
 
 def _write_run(path: Path, scored: list[tuple[Question, RelevanceResult]]) -> None:
@@ -151,14 +198,21 @@ def _write_run(path: Path, scored: list[tuple[Question, RelevanceResult]]) -> No
 
 
 def _print_ranking(r: RelevanceResult) -> None:
-    table = Table(title=f"{r.question}  (ranked by {r.method}"
-                        f"{', calibrated' if r.calibrated else ''})")
+    table = Table(
+        title=f"{r.question}  (ranked by {r.method}{', calibrated' if r.calibrated else ''})"
+    )
     for col in ("rank", "passage", "P(yes)", "log P(q|p)", "P(q from p)", "combined"):
         table.add_column(col, justify="left" if col == "passage" else "right")
     for c in r.ranked:
         text = c.passage if len(c.passage) <= 70 else c.passage[:67] + "..."
-        table.add_row(str(c.rank), escape(text), f"{c.p_yes:.3f}", f"{c.ql_logprob:.2f}",
-                      f"{c.ql_posterior:.3f}", f"{c.combined:.2f}")
+        table.add_row(
+            str(c.rank),
+            escape(text),
+            f"{c.p_yes:.3f}",
+            f"{c.ql_logprob:.2f}",
+            f"{c.ql_posterior:.3f}",
+            f"{c.combined:.2f}",
+        )
     stdout_console().print(table)
 
 
@@ -168,12 +222,14 @@ def _print_dataset(d: dict[str, Any]) -> None:
     for col in ("method", "MAP", "MRR", f"nDCG@{d['k']}", "P@1"):
         table.add_column(col, justify="left" if col == "method" else "right")
     rnd = d["random"]
-    table.add_row("random (mean of 100)", *(f"{rnd[m]:.3f}" for m in
-                                            ("map", "mrr", f"ndcg@{d['k']}", "p@1")))
+    table.add_row(
+        "random (mean of 100)", *(f"{rnd[m]:.3f}" for m in ("map", "mrr", f"ndcg@{d['k']}", "p@1"))
+    )
     for name, m in d["methods"].items():
         ci = m.get("ci95") or {}
-        table.add_row(name, *(_cell(m[key], ci.get(key)) for key in
-                              ("map", "mrr", f"ndcg@{d['k']}", "p@1")))
+        table.add_row(
+            name, *(_cell(m[key], ci.get(key)) for key in ("map", "mrr", f"ndcg@{d['k']}", "p@1"))
+        )
     console.print(table)
     for f in d["failed"][:10]:
         console.print(f"failed {f['qid']}: {f['error']}")
@@ -196,14 +252,22 @@ def support_cmd(
     """RAG check: probability that the passage supports the proposed answer."""
     cal = read_calibrator_arg(calibrator)
     with engine_from(model, threads=threads) as engine:
-        r = support(engine, passage, answer, question=question or "(not given)",
-                    calibrator=cal, threshold=threshold)
+        r = support(
+            engine,
+            passage,
+            answer,
+            question=question or "(not given)",
+            calibrator=cal,
+            threshold=threshold,
+        )
     if json_out:
         print_json(r.to_dict())
         return
     verdict = "supported" if r.supported else "not supported"
-    stdout_console().print(f"{verdict}: P = {r.p_supported:.3f} (raw {r.raw_p_supported:.3f}, "
-                           f"threshold {r.threshold:g}{', calibrated' if r.calibrated else ''})")
+    stdout_console().print(
+        f"{verdict}: P = {r.p_supported:.3f} (raw {r.raw_p_supported:.3f}, "
+        f"threshold {r.threshold:g}{', calibrated' if r.calibrated else ''})"
+    )
 
 
 def register(app: typer.Typer) -> None:

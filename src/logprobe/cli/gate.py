@@ -86,12 +86,23 @@ class GateRow:
         n, line = item
         completion = parse_line(line)
         decision = gate(completion, self.policy)
-        return {"line": n, "id": completion.id, "model": completion.model,
-                "text": decision.analysis.text, **decision.to_dict()}
+        return {
+            "line": n,
+            "id": completion.id,
+            "model": completion.model,
+            "text": decision.analysis.text,
+            **decision.to_dict(),
+        }
 
 
-def run_gate(lines: list[bytes], policy: Policy, out: TextIO | JsonlSink, err: Console, *,
-             executor: Executor | None = None) -> GateRun:
+def run_gate(
+    lines: list[bytes],
+    policy: Policy,
+    out: TextIO | JsonlSink,
+    err: Console,
+    *,
+    executor: Executor | None = None,
+) -> GateRun:
     """Gate every line, writing one decision per usable line to ``out`` in line order
     (progress on ``err``); with a resumed :class:`JsonlSink`, lines already in it are kept
     and counted, not redone."""
@@ -101,8 +112,7 @@ def run_gate(lines: list[bytes], policy: Policy, out: TextIO | JsonlSink, err: C
         done = set(out.done)
         for rec in out.records():
             run.counts[str(rec.get("decision"))] += 1
-    todo = ((n, line) for n, line in enumerate(lines, start=1)
-            if line.strip() and n not in done)
+    todo = ((n, line) for n, line in enumerate(lines, start=1) if line.strip() and n not in done)
     runner = executor if executor is not None else LocalExecutor(None, workers=1)
     with rate_progress(err, transient=True) as progress:
         task = progress.add_task("gating", total=len(lines))
@@ -142,15 +152,20 @@ def resolve_cli_policy(name: str | None, config: Path | None) -> Policy:
 
 
 def gate_command(
-    file: Annotated[Path, typer.Argument(
-        help="JSONL: one Completion dict or provider response per line.")],
-    policy: Annotated[str | None, typer.Option(
-        "--policy", help="Built-in policy: default, strict, lenient, quantile.")] = None,
+    file: Annotated[
+        Path, typer.Argument(help="JSONL: one Completion dict or provider response per line.")
+    ],
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", help="Built-in policy: default, strict, lenient, quantile."),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Policy TOML file.")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Write decisions here (JSONL); default stdout.")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Keep the decisions already in --out; gate the rest.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write decisions here (JSONL); default stdout.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep the decisions already in --out; gate the rest.")
+    ] = False,
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
     actors: ActorsOpt = None,
@@ -176,8 +191,9 @@ def gate_command(
     if len(run.skipped) > MAX_LISTED_ERRORS:
         report_to.print(f"... and {len(run.skipped) - MAX_LISTED_ERRORS} more skipped lines")
     if run.n_done == 0:
-        raise InvalidRequestError(f"no usable response in {file} ({len(run.skipped)} bad lines)",
-                                  param="file")
+        raise InvalidRequestError(
+            f"no usable response in {file} ({len(run.skipped)} bad lines)", param="file"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -32,9 +32,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
-                                 help="Print the versions of logprobe, llama-cpp-python and "
-                                 "ggml, and exit."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_version,
+        help="Print the versions of logprobe, llama-cpp-python and ggml, and exit.",
+    ),
 ) -> None:
     """Token log-probabilities: generate, score, serve, analyse, classify, calibrate, track."""
 
@@ -47,8 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and exits with) the process exit code."""
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=list(argv) if argv is not None else None, prog_name="logprobe",
-                          standalone_mode=False)
+        rv = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="logprobe",
+            standalone_mode=False,
+        )
         code = rv if isinstance(rv, int) else 0
     except typer_exc.Exit as e:
         code = e.exit_code

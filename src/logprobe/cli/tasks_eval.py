@@ -10,10 +10,10 @@ import typer
 from rich.table import Table
 
 from ..errors import InvalidRequestError
+from ..execution.rows import MCRow, mc_report
 from ..tasks import compare_texts, load_mc_items, loglikelihood, read_rows, subset
 from ..tasks.datasets import MCItem
 from ..tasks.evaluate import METRICS, MCReport, MCResult, rolling_perplexity
-from ..execution.rows import MCRow, mc_report
 from ._execution import (
     ActorCpusOpt,
     ActorsOpt,
@@ -27,8 +27,9 @@ from ._tasks_common import engine_from, local_engine, print_json, stdout_console
 
 MODEL_HELP = "GGUF path or 'gemma'; default: the embedded SmolLM2-135M-Instruct."
 
-eval_app = typer.Typer(help="Evaluate models by likelihood: mc, loglik, perplexity, compare.",
-                       no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Evaluate models by likelihood: mc, loglik, perplexity, compare.", no_args_is_help=True
+)
 
 
 @eval_app.command("mc")
@@ -37,12 +38,14 @@ def mc_cmd(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     limit: Optional[int] = typer.Option(None, help="Only this many items."),
     seed: Optional[int] = typer.Option(None, help="With --limit: a seeded random subset."),
-    chat_template: bool = typer.Option(False, "--chat-template",
-                                       help="Wrap each query as a user chat message."),
+    chat_template: bool = typer.Option(
+        False, "--chat-template", help="Wrap each query as a user chat message."
+    ),
     choice_prefix: str = typer.Option(" ", help="Put before each choice."),
     workers: int = typer.Option(2, help="Items in flight (the engine batches them)."),
-    out: Optional[Path] = typer.Option(None, help="Write per-item scores (JSONL) here, one "
-                                       "flushed line per item."),
+    out: Optional[Path] = typer.Option(
+        None, help="Write per-item scores (JSONL) here, one flushed line per item."
+    ),
     resume: bool = typer.Option(False, help="Keep the items already in --out; score the rest."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for the embedded engine."),
     json_out: bool = typer.Option(False, "--json", help="JSON metrics on stdout."),
@@ -55,8 +58,10 @@ def mc_cmd(
     items, bad = load_mc_items(file)
     items = subset(items, limit, seed)
     if not items:
-        raise InvalidRequestError(f"Invalid 'file': no usable items in {str(file)!r} "
-                                  f"({len(bad)} bad lines).", param="file")
+        raise InvalidRequestError(
+            f"Invalid 'file': no usable items in {str(file)!r} ({len(bad)} bad lines).",
+            param="file",
+        )
     if resume and out is None:
         raise InvalidRequestError("--resume needs --out", param="resume")
     kept = _kept_results(out, items) if resume and out is not None else {}
@@ -64,8 +69,10 @@ def mc_cmd(
     sink = None if out is None else out.open("a" if resume else "w", encoding="utf-8")
     try:
         choice = ExecChoice(ray, ray_address, actors, actor_cpus)
-        with open_executor(choice, model, threads=threads, workers=workers) as executor, \
-                rate_progress() as bar:
+        with (
+            open_executor(choice, model, threads=threads, workers=workers) as executor,
+            rate_progress() as bar,
+        ):
             task = bar.add_task("eval mc", total=len(items), completed=len(kept))
 
             def on_item(_item: Any, result: Any, _error: str | None) -> None:
@@ -80,8 +87,7 @@ def mc_cmd(
         if sink is not None:
             sink.close()
     by_line = {**kept, **{r.item.line: r for r in fresh.results}}
-    report = MCReport(tuple(by_line[it.line] for it in items if it.line in by_line),
-                      fresh.skipped)
+    report = MCReport(tuple(by_line[it.line] for it in items if it.line in by_line), fresh.skipped)
     d = report.to_dict()
     d["resumed"] = len(kept)
     d["skipped"] = [{"line": ln, "error": e} for ln, e in bad] + d["skipped"]
@@ -89,7 +95,9 @@ def mc_cmd(
     if json_out:
         print_json(d)
         return
-    table = Table(title=f"{model_name}: {d['n']} items" + (" (chat template)" if chat_template else ""))
+    table = Table(
+        title=f"{model_name}: {d['n']} items" + (" (chat template)" if chat_template else "")
+    )
     for col in ("metric", "accuracy", "stderr"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for m in METRICS:
@@ -112,9 +120,12 @@ def _kept_results(out: Path, items: list[MCItem]) -> dict[int, MCResult]:
         try:
             rec = json.loads(line)
             item = wanted[int(rec["line"])]
-            kept[item.line] = MCResult(item, tuple(float(x) for x in rec["logprobs"]),
-                                       tuple(int(x) for x in rec["n_tokens"]),
-                                       tuple(int(x) for x in rec["n_chars"]))
+            kept[item.line] = MCResult(
+                item,
+                tuple(float(x) for x in rec["logprobs"]),
+                tuple(int(x) for x in rec["n_tokens"]),
+                tuple(int(x) for x in rec["n_chars"]),
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             continue
     return kept
@@ -131,7 +142,9 @@ def loglik_cmd(
     """Log-likelihood of each continuation after the context (and whether it is greedy)."""
     with engine_from(model, threads=threads) as engine:
         results = loglikelihood(engine, context, continuations)
-    rows = [{"continuation": c, **r.to_dict()} for c, r in zip(continuations, results)]
+    rows = [
+        {"continuation": c, **r.to_dict()} for c, r in zip(continuations, results, strict=False)
+    ]
     if json_out:
         print_json(rows)
         return
@@ -139,8 +152,9 @@ def loglik_cmd(
     for col in ("continuation", "logprob", "tokens", "greedy"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["continuation"], f"{r['logprob']:.4f}", str(r["n_tokens"]),
-                      str(r["is_greedy"]))
+        table.add_row(
+            r["continuation"], f"{r['logprob']:.4f}", str(r["n_tokens"]), str(r["is_greedy"])
+        )
     stdout_console().print(table)
 
 
@@ -153,8 +167,10 @@ def _texts(file: Path, text_col: str) -> list[str]:
                 raise InvalidRequestError(f"Invalid 'file': {row.error}", param="file")
             value = row.record.get(text_col)
             if not isinstance(value, str):
-                raise InvalidRequestError(f"Invalid 'file': line {row.line} has no string "
-                                          f"field {text_col!r}", param="file")
+                raise InvalidRequestError(
+                    f"Invalid 'file': line {row.line} has no string field {text_col!r}",
+                    param="file",
+                )
             texts.append(value)
         return texts
     if not file.is_file():
@@ -182,13 +198,18 @@ def perplexity_cmd(
     from ..tasks.evaluate import Perplexity
 
     overall = Perplexity(total_lp, n_tok, n_bytes, sum(r.windows for r in results)).to_dict()
-    d: dict[str, Any] = {"documents": len(results), **overall,
-                         "per_document": [r.to_dict() for r in results]}
+    d: dict[str, Any] = {
+        "documents": len(results),
+        **overall,
+        "per_document": [r.to_dict() for r in results],
+    }
     if json_out:
         print_json(d)
         return
-    stdout_console().print(f"{len(results)} documents, {n_tok} tokens: perplexity "
-                           f"{overall['perplexity']:.3f}, {overall['bits_per_byte']:.4f} bits/byte")
+    stdout_console().print(
+        f"{len(results)} documents, {n_tok} tokens: perplexity "
+        f"{overall['perplexity']:.3f}, {overall['bits_per_byte']:.4f} bits/byte"
+    )
 
 
 @eval_app.command("compare")
@@ -211,14 +232,21 @@ def compare_cmd(
         print_json(d)
         return
     console = stdout_console()
-    console.print(f"A {d['model_a']}: {d['bits_per_byte_a']:.4f} bits/byte; B {d['model_b']}: "
-                  f"{d['bits_per_byte_b']:.4f} bits/byte; {d['segments']} aligned segments, "
-                  f"{d['regressions']} regressions, {d['improvements']} improvements "
-                  f"(|delta| > {threshold} nats)")
+    console.print(
+        f"A {d['model_a']}: {d['bits_per_byte_a']:.4f} bits/byte; B {d['model_b']}: "
+        f"{d['bits_per_byte_b']:.4f} bits/byte; {d['segments']} aligned segments, "
+        f"{d['regressions']} regressions, {d['improvements']} improvements "
+        f"(|delta| > {threshold} nats)"
+    )
     table = Table(title="worst regressions")
     for col in ("text", "segment", "A", "B", "delta"):
         table.add_column(col)
     for w in d["worst"]:
-        table.add_row(str(w["text_index"]), repr(w["text"]), f"{w['logprob_a']:.2f}",
-                      f"{w['logprob_b']:.2f}", f"{w['delta']:.2f}")
+        table.add_row(
+            str(w["text_index"]),
+            repr(w["text"]),
+            f"{w['logprob_a']:.2f}",
+            f"{w['logprob_b']:.2f}",
+            f"{w['delta']:.2f}",
+        )
     console.print(table)

@@ -1,4 +1,4 @@
-"""The model's own chat template (from GGUF metadata), rendered in a sandboxed Jinja2 environment."""
+"""The model's own chat template (GGUF metadata), rendered in a sandboxed Jinja2 environment."""
 
 from __future__ import annotations
 
@@ -31,8 +31,11 @@ def _content_text(content: Any, i: int) -> str:
     if isinstance(content, list):
         parts = []
         for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") not in ("text", "input_text",
-                                                                      "output_text"):
+            if not isinstance(part, dict) or part.get("type") not in (
+                "text",
+                "input_text",
+                "output_text",
+            ):
                 raise InvalidRequestError(
                     f"messages[{i}].content[{j}]: only text parts are supported by this model",
                     param=f"messages[{i}].content[{j}]",
@@ -60,14 +63,17 @@ class ChatTemplate:
 
     def render(self, messages: Sequence[Any], *, add_generation_prompt: bool = True) -> str:
         if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-            raise InvalidRequestError("messages must be a list of {role, content} objects",
-                                      param="messages")
+            raise InvalidRequestError(
+                "messages must be a list of {role, content} objects", param="messages"
+            )
         if not messages:
             raise InvalidRequestError("messages must not be empty", param="messages")
         clean = []
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
-                raise InvalidRequestError(f"messages[{i}] must be an object", param=f"messages[{i}]")
+                raise InvalidRequestError(
+                    f"messages[{i}] must be an object", param=f"messages[{i}]"
+                )
             role = m.get("role")
             if role not in _ROLES:
                 raise InvalidRequestError(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,8 +43,10 @@ def split_base_url(base_url: str) -> tuple[str, str]:
     path = parts.path
     api = path if path else "/v1"
     root = api[: -len("/v1")] if api.endswith("/v1") else api
-    return (urlunsplit((parts.scheme, parts.netloc, api, "", "")),
-            urlunsplit((parts.scheme, parts.netloc, root, "", "")))
+    return (
+        urlunsplit((parts.scheme, parts.netloc, api, "", "")),
+        urlunsplit((parts.scheme, parts.netloc, root, "", "")),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,8 @@ def retry_after(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def one_line(text: str, limit: int = 400) -> str:
@@ -111,8 +113,11 @@ def _server_message(response: httpx.Response) -> tuple[str, str | None, Any]:
         if isinstance(msg, list):  # FastAPI 422: [{loc, msg, type}]
             msg = "; ".join(_detail_item(d) for d in msg)
         param = err.get("param")
-        return (str(msg) if msg else json.dumps(body)[:500]), \
-            (str(param) if param else None), err.get("code")
+        return (
+            (str(msg) if msg else json.dumps(body)[:500]),
+            (str(param) if param else None),
+            err.get("code"),
+        )
     return str(err)[:500], None, None
 
 
@@ -130,11 +135,13 @@ def error_for(response: httpx.Response, url: str, attempts: int) -> LogprobeErro
     if "maximum context length" in msg or code == "context_length_exceeded":
         return ContextOverflowError(f"{where}: {msg}", param=param or "messages")
     if status in (401, 403):
-        return ProviderError(f"{where} (authentication failed; check api_key / "
-                             f"OPENAI_API_KEY): {msg}", param=param)
+        return ProviderError(
+            f"{where} (authentication failed; check api_key / OPENAI_API_KEY): {msg}", param=param
+        )
     if 400 <= status < 500 and status not in (408, 429):
-        return InvalidRequestError(f"{where}: {msg}", param=param,
-                                   code=code if isinstance(code, str) else None)
+        return InvalidRequestError(
+            f"{where}: {msg}", param=param, code=code if isinstance(code, str) else None
+        )
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     return ProviderError(f"{where}{tries}: {msg}", param=param)
 
@@ -143,7 +150,12 @@ class HttpClient:
     """A thread-safe JSON client with retries, for one server."""
 
     def __init__(
-        self, api_base: str, *, api_key: str | None, timeout: float, policy: RetryPolicy,
+        self,
+        api_base: str,
+        *,
+        api_key: str | None,
+        timeout: float,
+        policy: RetryPolicy,
         sleep: Any = time.sleep,
     ) -> None:
         headers = {"Accept": "application/json", "User-Agent": "logprobe-remote"}
@@ -153,7 +165,8 @@ class HttpClient:
         self.policy = policy
         self._sleep = sleep
         self._client = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         )
 
     def close(self) -> None:
@@ -162,8 +175,7 @@ class HttpClient:
     def url(self, path: str) -> str:
         return path if path.startswith("http") else f"{self.api_base}{path}"
 
-    def post_json(self, path: str, body: Mapping[str, Any], *, retries: int | None = None
-                  ) -> Any:
+    def post_json(self, path: str, body: Mapping[str, Any], *, retries: int | None = None) -> Any:
         """POST ``body``; the decoded JSON answer (errors raised as logprobe errors)."""
         with self._send(path, body, stream=False, retries=retries) as resp:
             try:
@@ -184,14 +196,16 @@ class HttpClient:
         try:
             yield from resp.iter_lines()
         except httpx.TimeoutException as e:
-            raise ProviderError(f"{self.url(path)} stopped sending (timeout mid-stream): {e}"
-                                ) from None
+            raise ProviderError(
+                f"{self.url(path)} stopped sending (timeout mid-stream): {e}"
+            ) from None
         except httpx.TransportError as e:
             raise ProviderError(f"{self.url(path)} dropped the stream: {e}") from None
 
     @contextmanager
-    def _send(self, path: str, body: Mapping[str, Any], *, stream: bool, retries: int | None
-              ) -> Iterator[httpx.Response]:
+    def _send(
+        self, path: str, body: Mapping[str, Any], *, stream: bool, retries: int | None
+    ) -> Iterator[httpx.Response]:
         url = self.url(path)
         limit = self.policy.max_retries if retries is None else retries
         attempt = 0
@@ -206,15 +220,17 @@ class HttpClient:
                 resp.close()
             return
 
-    def _attempt(self, url: str, body: Mapping[str, Any], stream: bool, attempt: int,
-                 limit: int) -> httpx.Response | None:
+    def _attempt(
+        self, url: str, body: Mapping[str, Any], stream: bool, attempt: int, limit: int
+    ) -> httpx.Response | None:
         """One try: the response, or ``None`` after sleeping when it should be retried."""
         try:
             req = self._client.build_request("POST", url, json=body)
             resp = self._client.send(req, stream=stream)
         except httpx.TimeoutException as e:
-            self._wait_or_raise(attempt, limit, None,
-                                ProviderError(f"{url} timed out: {e or 'no answer'}"))
+            self._wait_or_raise(
+                attempt, limit, None, ProviderError(f"{url} timed out: {e or 'no answer'}")
+            )
             return None
         except httpx.TransportError as e:
             self._wait_or_raise(attempt, limit, None, ProviderError(f"cannot reach {url}: {e}"))
@@ -230,13 +246,15 @@ class HttpClient:
         self._wait_or_raise(attempt, limit, resp, err)
         return None
 
-    def _wait_or_raise(self, attempt: int, limit: int, resp: httpx.Response | None,
-                       err: LogprobeError) -> None:
+    def _wait_or_raise(
+        self, attempt: int, limit: int, resp: httpx.Response | None, err: LogprobeError
+    ) -> None:
         """Sleep before the next try, or raise ``err`` when no try is left."""
         if attempt >= limit:
             raise err
         wait = self.policy.wait(attempt, resp)
         if wait > MAX_RETRY_AFTER:
-            raise ProviderError(f"{err.message} (the server asks to retry after {wait:.0f} s)",
-                                param=err.param)
+            raise ProviderError(
+                f"{err.message} (the server asks to retry after {wait:.0f} s)", param=err.param
+            )
         self._sleep(wait)

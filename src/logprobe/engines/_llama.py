@@ -23,14 +23,32 @@ from . import _ggml
 from .portability import apply_model_params, self_test
 
 _REQUIRED = (
-    "llama_backend_init", "llama_model_default_params", "llama_model_load_from_file",
-    "llama_model_free", "llama_context_default_params", "llama_init_from_model", "llama_free",
-    "llama_model_get_vocab", "llama_vocab_n_tokens", "llama_model_n_ctx_train", "llama_batch_init",
-    "llama_batch_free", "llama_decode", "llama_get_logits", "llama_get_memory",
-    "llama_memory_clear", "llama_memory_seq_rm", "llama_memory_seq_cp", "llama_tokenize",
-    "llama_token_to_piece", "llama_vocab_is_eog",
-    "llama_model_meta_val_str", "llama_model_chat_template", "llama_vocab_get_add_bos",
-    "llama_vocab_bos", "llama_log_set",
+    "llama_backend_init",
+    "llama_model_default_params",
+    "llama_model_load_from_file",
+    "llama_model_free",
+    "llama_context_default_params",
+    "llama_init_from_model",
+    "llama_free",
+    "llama_model_get_vocab",
+    "llama_vocab_n_tokens",
+    "llama_model_n_ctx_train",
+    "llama_batch_init",
+    "llama_batch_free",
+    "llama_decode",
+    "llama_get_logits",
+    "llama_get_memory",
+    "llama_memory_clear",
+    "llama_memory_seq_rm",
+    "llama_memory_seq_cp",
+    "llama_tokenize",
+    "llama_token_to_piece",
+    "llama_vocab_is_eog",
+    "llama_model_meta_val_str",
+    "llama_model_chat_template",
+    "llama_vocab_get_add_bos",
+    "llama_vocab_bos",
+    "llama_log_set",
 )
 
 _init_lock = threading.Lock()
@@ -46,7 +64,8 @@ def _lib():  # type: ignore[no-untyped-def]
     missing = [n for n in _REQUIRED if not hasattr(llama_cpp, n)]
     if missing:  # pragma: no cover - depends on the installed version
         raise EngineError(
-            "this llama-cpp-python version lacks " + ", ".join(missing)
+            "this llama-cpp-python version lacks "
+            + ", ".join(missing)
             + "; install the tested range (pip install 'llama-cpp-python>=0.3.36,<0.4')"
         )
     return llama_cpp
@@ -179,8 +198,9 @@ def _vocab_tables(model: LlamaModel, path: str) -> tuple[list[bytes], np.ndarray
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, blob=np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets=offsets,
-                 eog=eog)
+        np.savez(
+            tmp, blob=np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets=offsets, eog=eog
+        )
         os.replace(tmp, cache)
     except OSError:  # a read-only home only costs the speed-up
         pass
@@ -213,10 +233,17 @@ class LlamaContext:
             raise EngineError("llama.cpp could not create a context (out of memory?)")
         n_ctx_seq = int(ll.llama_n_ctx_seq(self.ptr)) if hasattr(ll, "llama_n_ctx_seq") else 0
         if n_ctx_seq and n_ctx_seq < cfg.n_ctx_seq:  # pragma: no cover - llama.cpp's rounding
-            cfg = self.cfg = ContextConfig(n_ctx_seq, cfg.n_batch, cfg.n_seq_max, cfg.n_threads,
-                                           cfg.prefix_cache, cfg.reference_kernels)
+            cfg = self.cfg = ContextConfig(
+                n_ctx_seq,
+                cfg.n_batch,
+                cfg.n_seq_max,
+                cfg.n_threads,
+                cfg.prefix_cache,
+                cfg.reference_kernels,
+            )
         self.reference_kernels = cfg.reference_kernels and _ggml.set_reference_mode(
-            ctypes.cast(self.ptr, ctypes.c_void_p).value or 0)
+            ctypes.cast(self.ptr, ctypes.c_void_p).value or 0
+        )
         self.mem = ll.llama_get_memory(self.ptr)
         self.n_vocab = model.n_vocab
         self.batch = ll.llama_batch_init(cfg.n_batch, 0, 1)
@@ -254,7 +281,8 @@ class LlamaContext:
         if rc == 1:
             raise InvalidRequestError(
                 "the model's KV cache is full: too many tokens in flight for its context size",
-                param="max_tokens", code="context_length_exceeded",
+                param="max_tokens",
+                code="context_length_exceeded",
             )
         if rc != 0:
             raise EngineError(f"llama_decode failed with code {rc}")

@@ -30,8 +30,9 @@ class RowStats:
     argmax: np.ndarray  # (m,) int64
 
 
-def row_stats(logits: np.ndarray, chosen: np.ndarray | None, k: int, *,
-              masked: bool = False) -> RowStats:
+def row_stats(
+    logits: np.ndarray, chosen: np.ndarray | None, k: int, *, masked: bool = False
+) -> RowStats:
     """Logprob statistics of each row of ``logits`` (m, V) for the ``chosen`` ids (m,).
 
     ``chosen=None`` means "the argmax of each row" (greedy), as does a ``-1`` entry. Rows that

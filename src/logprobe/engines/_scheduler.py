@@ -55,14 +55,16 @@ class Scheduler:
         if need > self.slots.n:
             raise ContextOverflowError(
                 f"the request needs {need} parallel sequences but the engine has {self.slots.n}",
-                param="n")
+                param="n",
+            )
         with self.cv:
             if self._stopping:
                 raise EngineError("the engine is closed")
             self.pending.append(job)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="logprobe-engine",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="logprobe-engine", daemon=True
+                )
                 self._thread.start()
             self.cv.notify()
 
@@ -139,7 +141,8 @@ class Scheduler:
             if job.cancelled:
                 self.pending.popleft()
                 self.counters["cancelled_sequences"] += (
-                    job.params.n if isinstance(job, GenJob) else 0)
+                    job.params.n if isinstance(job, GenJob) else 0
+                )
                 continue
             need = job.params.n if isinstance(job, GenJob) else 1
             if budget < need:
@@ -162,8 +165,13 @@ class Scheduler:
 
     # --- prefill ------------------------------------------------------------------------------
 
-    def _prefill(self, slot: int, ids: Sequence[int], start: int, want_all: bool,
-                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _prefill(
+        self,
+        slot: int,
+        ids: Sequence[int],
+        start: int,
+        want_all: bool,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Decode ``ids`` into ``slot`` from position ``start``; returns (last row copy, rows).
 
         ``rows`` (only when ``want_all``) are copies of every position's logits, chunk by chunk.
@@ -228,17 +236,20 @@ class Scheduler:
     def _start_gen(self, job: GenJob) -> None:
         p = job.params
         want_all = p.prompt_logprobs is not None
-        slot0, start = (self._take(), 0) if want_all else self._slot_with_prefix(
-            job.ids, usable=len(job.ids) - 1)  # the last prompt token is decoded for its logits
+        slot0, start = (
+            (self._take(), 0)
+            if want_all
+            else self._slot_with_prefix(job.ids, usable=len(job.ids) - 1)
+        )  # the last prompt token is decoded for its logits
         job.shared_prefix = start
         slots = [slot0]
         try:
             last, chunks = self._prefill(slot0, job.ids[start:], start, want_all)
             if want_all:
                 rows = np.concatenate(chunks)[:-1]
-                job.prompt_tokens = tuple(
-                    self._first_token(job.ids[0])) + tuple(
-                    self._tokens(rows, np.asarray(job.ids[1:]), p.prompt_logprobs or 0))
+                job.prompt_tokens = tuple(self._first_token(job.ids[0])) + tuple(
+                    self._tokens(rows, np.asarray(job.ids[1:]), p.prompt_logprobs or 0)
+                )
             for _ in range(1, p.n):
                 s = self._take()
                 slots.append(s)
@@ -251,9 +262,15 @@ class Scheduler:
         seqs = []
         for i, s in enumerate(slots):
             sampler = SequenceSampler(
-                temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, min_p=p.min_p,
-                seed=p.seed, logit_bias=p.logit_bias, presence_penalty=p.presence_penalty,
-                frequency_penalty=p.frequency_penalty, stream_index=i,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                top_k=p.top_k,
+                min_p=p.min_p,
+                seed=p.seed,
+                logit_bias=p.logit_bias,
+                presence_penalty=p.presence_penalty,
+                frequency_penalty=p.frequency_penalty,
+                stream_index=i,
             )
             seqs.append(_Seq(job, i, s, len(job.ids), sampler, TextTracker(i, p.stop)))
         job.open_seqs = len(seqs)
@@ -269,7 +286,9 @@ class Scheduler:
     def _step(self) -> None:
         seqs = list(self.active)
         rows = self.ctx.decode(
-            [s.last for s in seqs], [s.pos for s in seqs], [s.slot for s in seqs],
+            [s.last for s in seqs],
+            [s.pos for s in seqs],
+            [s.slot for s in seqs],
             np.ones(len(seqs), dtype=bool),
         )
         for s in seqs:
@@ -299,16 +318,26 @@ class Scheduler:
         chosen = np.where(chosen < 0, st.argmax, chosen)
         for i, s in enumerate(seqs):
             if i in dead:
-                self._close_seq(s, error=UnsatisfiableError(
-                    "the constraint allows no token at this point", param="constraint"))
+                self._close_seq(
+                    s,
+                    error=UnsatisfiableError(
+                        "the constraint allows no token at this point", param="constraint"
+                    ),
+                )
                 continue
             tok = int(chosen[i])
             if self.model.eog[tok]:
                 self._finish(s, "stop")
                 continue
             kk = s.job.params.top_logprobs if s.job.params.logprobs else 0
-            t = self._token(tok, st.chosen_logprob[i], st.rank[i], st.entropy[i],
-                            st.top_ids[i][:kk] if kk else (), st.top_logprobs[i][:kk] if kk else ())
+            t = self._token(
+                tok,
+                st.chosen_logprob[i],
+                st.rank[i],
+                st.entropy[i],
+                st.top_ids[i][:kk] if kk else (),
+                st.top_logprobs[i][:kk] if kk else (),
+            )
             s.n_gen += 1
             self.counters["generated_tokens"] += 1
             s.sampler.observe(tok)
@@ -356,11 +385,13 @@ class Scheduler:
 
     # --- token objects --------------------------------------------------------------------------
 
-    def _token(self, tok: int, lp: float, rank: int, ent: float, ids: Any, lps: Any
-               ) -> TokenLogprob:
+    def _token(
+        self, tok: int, lp: float, rank: int, ent: float, ids: Any, lps: Any
+    ) -> TokenLogprob:
         tb, tx = self.model.token_bytes, self.text
-        alts = tuple(Alternative(tx[a], tb[a], float(b), int(a)) for a, b in zip(ids, lps,
-                                                                              strict=True))
+        alts = tuple(
+            Alternative(tx[a], tb[a], float(b), int(a)) for a, b in zip(ids, lps, strict=True)
+        )
         return TokenLogprob(tx[tok], tb[tok], float(lp), tok, int(rank), alts, float(ent))
 
     def _first_token(self, tok: int) -> list[TokenLogprob]:
@@ -371,8 +402,14 @@ class Scheduler:
             return []
         st = row_stats(rows, targets, k)
         return [
-            self._token(int(t), st.chosen_logprob[i], st.rank[i], st.entropy[i],
-                        st.top_ids[i] if k else (), st.top_logprobs[i] if k else ())
+            self._token(
+                int(t),
+                st.chosen_logprob[i],
+                st.rank[i],
+                st.entropy[i],
+                st.top_ids[i] if k else (),
+                st.top_logprobs[i] if k else (),
+            )
             for i, t in enumerate(targets)
         ]
 
@@ -397,8 +434,13 @@ class Scheduler:
             self._score_group(job, list(prefix), idxs, out)
         return [o if o is not None else [] for o in out]
 
-    def _score_group(self, job: ScoreJob, prefix: list[int], idxs: list[int],
-                     out: list[list[TokenLogprob] | None]) -> None:
+    def _score_group(
+        self,
+        job: ScoreJob,
+        prefix: list[int],
+        idxs: list[int],
+        out: list[list[TokenLogprob] | None],
+    ) -> None:
         """Score continuations sharing ``prefix``: prefill it once (or reuse a cached or running
         prefix), copy its stream to each continuation, decode the continuations together."""
         base = None
@@ -416,15 +458,22 @@ class Scheduler:
             while i < len(idxs):
                 group = idxs[i : i + max(1, width)]
                 i += len(group)
-                self._score_batch(job, prefix, base, first_row, group, out,
-                                  in_base=width == 0)
+                self._score_batch(job, prefix, base, first_row, group, out, in_base=width == 0)
         finally:
             if base is not None:
                 self._free(base, prefix)
 
-    def _score_batch(self, job: ScoreJob, prefix: list[int], base: int | None,
-                     first_row: np.ndarray | None, group: list[int],
-                     out: list[list[TokenLogprob] | None], *, in_base: bool = False) -> None:
+    def _score_batch(
+        self,
+        job: ScoreJob,
+        prefix: list[int],
+        base: int | None,
+        first_row: np.ndarray | None,
+        group: list[int],
+        out: list[list[TokenLogprob] | None],
+        *,
+        in_base: bool = False,
+    ) -> None:
         """Decode ``group``'s continuations together, each in a copy of the prefix's stream;
         ``in_base`` (an engine with one sequence) decodes one continuation in the prefix's own
         stream and trims it back to the prefix afterwards."""
@@ -453,8 +502,7 @@ class Scheduler:
                 rows = self.ctx.decode(toks[a:b], poss[a:b], seqs[a:b], np.ones(b - a, bool))
                 self.counters["scored_tokens"] += b - a
                 targets = np.asarray([job.reqs[r][1][t] for r, t in owner[a:b]])
-                for (r, _), tl in zip(owner[a:b], self._tokens(rows, targets, job.k),
-                                      strict=True):
+                for (r, _), tl in zip(owner[a:b], self._tokens(rows, targets, job.k), strict=True):
                     out[r].append(tl)  # type: ignore[union-attr]
         finally:
             for s in slots:

@@ -141,9 +141,14 @@ class LlamaEngine:
         self.max_logprobs = self.n_vocab if max_logprobs < 0 else max_logprobs
         threads = n_threads or os.cpu_count() or 1
         n_ctx_seq = min(n_ctx, self._model.n_ctx_train or n_ctx)
-        cfg = ContextConfig(n_ctx_seq=n_ctx_seq, n_batch=n_batch, n_seq_max=n_seq_max,
-                            n_threads=threads, prefix_cache=prefix_cache,
-                            reference_kernels=batch_invariant)
+        cfg = ContextConfig(
+            n_ctx_seq=n_ctx_seq,
+            n_batch=n_batch,
+            n_seq_max=n_seq_max,
+            n_threads=threads,
+            prefix_cache=prefix_cache,
+            reference_kernels=batch_invariant,
+        )
         self._ctx = LlamaContext(self._model, cfg)
         self.n_ctx = self._ctx.cfg.n_ctx_seq  # per sequence, after the cap
         self.n_ctx_seq = self._ctx.cfg.n_ctx_seq
@@ -184,8 +189,9 @@ class LlamaEngine:
     def token_bytes(self, token_id: int) -> bytes:
         """Exact bytes of a token (special tokens render as their text)."""
         if not 0 <= token_id < self.n_vocab:
-            raise InvalidRequestError(f"token id {token_id} is outside the vocabulary",
-                                      param="prompt")
+            raise InvalidRequestError(
+                f"token id {token_id} is outside the vocabulary", param="prompt"
+            )
         return self._model.token_bytes[token_id]
 
     def detokenize(self, ids: Sequence[int]) -> bytes:
@@ -201,8 +207,9 @@ class LlamaEngine:
         produces unless special tokens are parsed (grammar engines must not emit them as text)."""
         return self._model.special_ids()
 
-    def render_chat(self, messages: Sequence[Message], *,
-                    add_generation_prompt: bool = True) -> str:
+    def render_chat(
+        self, messages: Sequence[Message], *, add_generation_prompt: bool = True
+    ) -> str:
         """The prompt text the model's own chat template produces for ``messages``."""
         return self._chat.render(messages, add_generation_prompt=add_generation_prompt)
 
@@ -225,7 +232,11 @@ class LlamaEngine:
     # --- generation ---------------------------------------------------------------------------
 
     def complete(
-        self, prompt: Prompt, params: GenerationParams | None = None, *, constraint: Any = None,
+        self,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        *,
+        constraint: Any = None,
         **options: Unpack[GenerationOptions],
     ) -> Completion:
         """Plain completion of a text prompt (or token ids); options as ``params`` or keywords
@@ -297,8 +308,9 @@ class LlamaEngine:
     def _ctx_hint(self) -> str:
         train = self._model.n_ctx_train
         if train and self.n_ctx_seq < train:
-            return (f" (this engine was started with n_ctx={self.n_ctx_seq}; the model allows "
-                    f"{train})")
+            return (
+                f" (this engine was started with n_ctx={self.n_ctx_seq}; the model allows {train})"
+            )
         return ""
 
     def _events(self, job: GenJob) -> _EventStream:
@@ -339,7 +351,11 @@ class LlamaEngine:
     # --- scoring ------------------------------------------------------------------------------
 
     def score(
-        self, text: str | Sequence[int], *, prompt: Prompt | None = None, top_logprobs: int = 0,
+        self,
+        text: str | Sequence[int],
+        *,
+        prompt: Prompt | None = None,
+        top_logprobs: int = 0,
         messages: Sequence[Message] | None = None,
     ) -> ScoredText:
         """Teacher-forced logprobs of ``text`` (token ids accepted), after ``prompt`` if given,
@@ -351,8 +367,9 @@ class LlamaEngine:
         """
         if prompt is None and messages is None:
             return self._score([([], text)], top_logprobs)[0]
-        return self.score_continuations(prompt, [text], top_logprobs=top_logprobs,
-                                        messages=messages)[0]
+        return self.score_continuations(
+            prompt, [text], top_logprobs=top_logprobs, messages=messages
+        )[0]
 
     def score_many(
         self, texts: Sequence[str | Sequence[int]], *, top_logprobs: int = 0
@@ -376,8 +393,10 @@ class LlamaEngine:
         if not continuations:
             raise InvalidRequestError("no continuations to score", param="continuations")
         if (prompt is None) == (messages is None):
-            raise InvalidRequestError("give either a prompt or messages (one of them)",
-                                      param="messages" if messages is not None else "prompt")
+            raise InvalidRequestError(
+                "give either a prompt or messages (one of them)",
+                param="messages" if messages is not None else "prompt",
+            )
         if messages is not None:
             pids = self._prompt_ids(self.render_chat(messages), special=True, param="messages")
         else:
@@ -389,8 +408,10 @@ class LlamaEngine:
         self, items: Sequence[tuple[list[int], str | Sequence[int]]], top_logprobs: int
     ) -> list[ScoredText]:
         self._check_open()
-        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or not (
-            0 <= top_logprobs <= self.max_logprobs
+        if (
+            isinstance(top_logprobs, bool)
+            or not isinstance(top_logprobs, int)
+            or not (0 <= top_logprobs <= self.max_logprobs)
         ):
             raise InvalidRequestError(
                 f"top_logprobs must be an integer between 0 and {self.max_logprobs}",
@@ -420,11 +441,19 @@ class LlamaEngine:
         results = job.wait()
         out = []
         for (pids, cont), (_, _, bos), toks in zip(items, reqs, results, strict=True):
-            text = cont if isinstance(cont, str) else self.detokenize(cont).decode(
-                "utf-8", errors="replace")
-            out.append(ScoredText(text=text, tokens=tuple(toks[bos:]),
-                                  prompt=None if not pids else self._prompt_text(pids),
-                                  prompt_token_count=len(pids)))
+            text = (
+                cont
+                if isinstance(cont, str)
+                else self.detokenize(cont).decode("utf-8", errors="replace")
+            )
+            out.append(
+                ScoredText(
+                    text=text,
+                    tokens=tuple(toks[bos:]),
+                    prompt=None if not pids else self._prompt_text(pids),
+                    prompt_token_count=len(pids),
+                )
+            )
         return out
 
     def _prompt_text(self, ids: list[int]) -> str:
@@ -458,4 +487,3 @@ class LlamaEngine:
 
     def __repr__(self) -> str:
         return f"LlamaEngine(model={self.model_name!r}, path={self.model_path!r})"
-

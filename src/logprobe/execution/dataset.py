@@ -37,8 +37,15 @@ class RowPlan(Generic[T, R]):
     record: Callable[[T, R], dict[str, Any]]
 
 
-def run_dataset(executor: Executor, fn: RowFn[T, R], items: Iterable[T], sink: JsonlSink,
-                plan: RowPlan[T, R], *, on_row: OnRow | None = None) -> DatasetRun:
+def run_dataset(
+    executor: Executor,
+    fn: RowFn[T, R],
+    items: Iterable[T],
+    sink: JsonlSink,
+    plan: RowPlan[T, R],
+    *,
+    on_row: OnRow | None = None,
+) -> DatasetRun:
     """Apply ``fn`` to every item not yet in ``sink`` and write its record, in input order.
 
     ``on_row(item, record, error)`` runs after each item: ``record`` is the line just written
@@ -61,8 +68,9 @@ def run_dataset(executor: Executor, fn: RowFn[T, R], items: Iterable[T], sink: J
     return run
 
 
-def _todo(items: Iterable[T], sink: JsonlSink, plan: RowPlan[T, R], run: DatasetRun,
-          on_row: OnRow | None) -> Iterator[T]:
+def _todo(
+    items: Iterable[T], sink: JsonlSink, plan: RowPlan[T, R], run: DatasetRun, on_row: OnRow | None
+) -> Iterator[T]:
     for item in items:
         run.rows += 1
         if plan.key(item) in sink.done:

@@ -27,8 +27,9 @@ class LocalExecutor:
 
     backend = "local"
 
-    def __init__(self, engine: Any = None, *, spec: EngineSpec | None = None,
-                 workers: int = 2) -> None:
+    def __init__(
+        self, engine: Any = None, *, spec: EngineSpec | None = None, workers: int = 2
+    ) -> None:
         self.workers = check_workers(workers)
         self._owned = engine is None and spec is not None
         self.engine = spec.open() if self._owned and spec is not None else engine

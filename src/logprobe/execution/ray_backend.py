@@ -68,15 +68,18 @@ class RayOptions:
         for name in ("chunk_size", "inflight", "max_chunk_attempts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidRequestError(f"Invalid '{name}': expected an integer >= 1, got "
-                                          f"{value!r}.", param=name)
+                raise InvalidRequestError(
+                    f"Invalid '{name}': expected an integer >= 1, got {value!r}.", param=name
+                )
         n = self.actors
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024):
-            raise InvalidRequestError(f"Invalid 'actors': expected 1..1024, got {self.actors!r}.",
-                                      param="actors")
+            raise InvalidRequestError(
+                f"Invalid 'actors': expected 1..1024, got {self.actors!r}.", param="actors"
+            )
         if not self.actor_cpus > 0:
-            raise InvalidRequestError(f"Invalid 'actor_cpus': must be > 0, got "
-                                      f"{self.actor_cpus!r}.", param="actor_cpus")
+            raise InvalidRequestError(
+                f"Invalid 'actor_cpus': must be > 0, got {self.actor_cpus!r}.", param="actor_cpus"
+            )
 
 
 def _call(fn: RowFn[T, R], engine: Any, item: T) -> R:
@@ -100,15 +103,20 @@ class RowActor:
             raise self._error
         import ray
 
-        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                "model_name": str(getattr(self._engine, "model_name", "") or ""),
-                "peak_rss_bytes": _peak_rss()}
+        return {
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "model_name": str(getattr(self._engine, "model_name", "") or ""),
+            "peak_rss_bytes": _peak_rss(),
+        }
 
     def run(self, fn: RowFn[Any, Any], items: list[Any]) -> tuple[Chunk, float]:
         """``[(result, error)]`` of ``items`` in order, and the seconds spent on them."""
         started = time.perf_counter()
-        out = [(o.result, o.error) for o in
-               ordered_map(partial(_call, fn, self._engine), items, workers=self._concurrency)]
+        out = [
+            (o.result, o.error)
+            for o in ordered_map(partial(_call, fn, self._engine), items, workers=self._concurrency)
+        ]
         return out, time.perf_counter() - started
 
     def close(self) -> None:
@@ -123,8 +131,9 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise InvalidRequestError("Ray is not installed: pip install 'logprobe[ray]'",
-                                  param="ray") from None
+        raise InvalidRequestError(
+            "Ray is not installed: pip install 'logprobe[ray]'", param="ray"
+        ) from None
     return ray
 
 
@@ -162,8 +171,10 @@ class RayExecutor:
         self.stats = RayStats()
         n = self.options.actors or self._default_actors()
         self._cls = self._ray.remote(
-            num_cpus=self.options.actor_cpus, max_restarts=self.options.max_restarts,
-            max_task_retries=self.options.max_task_retries)(RowActor)
+            num_cpus=self.options.actor_cpus,
+            max_restarts=self.options.max_restarts,
+            max_task_retries=self.options.max_task_retries,
+        )(RowActor)
         self._actors = [self._new_actor(i) for i in range(n)]
         try:
             self.infos = self._get([a.info.remote() for a in self._actors])
@@ -181,8 +192,11 @@ class RayExecutor:
         if ray.is_initialized():
             return False
         address = self.options.address or os.environ.get("RAY_ADDRESS") or "local"
-        kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
-                                  "include_dashboard": False}
+        kwargs: dict[str, Any] = {
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+            "include_dashboard": False,
+        }
         if address == "local":
             kwargs["num_cpus"] = self.options.num_cpus
         else:
@@ -190,8 +204,10 @@ class RayExecutor:
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as e:
-            raise EngineError(f"cannot reach the Ray cluster at {address!r}: "
-                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            raise EngineError(
+                f"cannot reach the Ray cluster at {address!r}: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            ) from None
         return True
 
     def _default_actors(self) -> int:
@@ -256,34 +272,40 @@ class RayExecutor:
                 if result is not None:
                     done[job.index] = (job.items, result)
 
-    def _submit(self, pending: dict[Any, _Pending], load: list[int], fn_ref: Any,
-                job: _Pending) -> None:
+    def _submit(
+        self, pending: dict[Any, _Pending], load: list[int], fn_ref: Any, job: _Pending
+    ) -> None:
         job.handle = self._actors[job.actor]
         ref = job.handle.run.remote(fn_ref, job.items)
         pending[ref] = job
         load[job.actor] += 1
 
-    def _collect(self, ref: Any, job: _Pending, pending: dict[Any, _Pending], load: list[int],
-                 fn_ref: Any) -> Chunk | None:
+    def _collect(
+        self, ref: Any, job: _Pending, pending: dict[Any, _Pending], load: list[int], fn_ref: Any
+    ) -> Chunk | None:
         """The chunk's results, or None when it was re-sent to a replacement actor."""
         ray = self._ray
         try:
             results, seconds = self._get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
             if job.attempts >= self.options.max_chunk_attempts:
-                raise EngineError(f"rows {_where(job.items)} failed on {job.attempts} actors; "
-                                  f"last error: {str(e).splitlines()[0]}") from None
+                raise EngineError(
+                    f"rows {_where(job.items)} failed on {job.attempts} actors; "
+                    f"last error: {str(e).splitlines()[0]}"
+                ) from None
             if self._actors[job.actor] is job.handle:  # not yet replaced for an earlier chunk
                 self._replace(job.actor)
             self.stats.resent_chunks += 1
-            self._submit(pending, load, fn_ref,
-                         _Pending(job.index, job.actor, job.items, job.attempts + 1))
+            self._submit(
+                pending, load, fn_ref, _Pending(job.index, job.actor, job.items, job.attempts + 1)
+            )
             return None
         self.stats.chunks += 1
         self.stats.rows += len(results)
         self.stats.actor_seconds += seconds
-        self.stats.per_actor_rows[job.actor] = self.stats.per_actor_rows.get(job.actor, 0) \
-            + len(results)
+        self.stats.per_actor_rows[job.actor] = self.stats.per_actor_rows.get(job.actor, 0) + len(
+            results
+        )
         return list(results)
 
     def _replace(self, actor: int) -> None:
@@ -308,9 +330,13 @@ class RayExecutor:
         return list(self._get([a.info.remote() for a in self._actors]))
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.backend, "actors": len(self._actors),
-                "actor_cpus": self.options.actor_cpus, "concurrency": self.options.concurrency,
-                "nodes": len({i["node_id"] for i in self.infos})}
+        return {
+            "backend": self.backend,
+            "actors": len(self._actors),
+            "actor_cpus": self.options.actor_cpus,
+            "concurrency": self.options.concurrency,
+            "nodes": len({i["node_id"] for i in self.infos}),
+        }
 
     def close(self) -> None:
         actors, self._actors = getattr(self, "_actors", []), []

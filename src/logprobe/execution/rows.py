@@ -32,13 +32,17 @@ class MCRow:
     choice_prefix: str = " "
 
     def __call__(self, engine: Any, item: MCItem) -> MCResult:
-        return score_mc_item(engine, item, chat_template=self.chat_template,
-                             choice_prefix=self.choice_prefix)
+        return score_mc_item(
+            engine, item, chat_template=self.chat_template, choice_prefix=self.choice_prefix
+        )
 
 
-def mc_report(executor: Executor, fn: MCRow, items: Iterable[MCItem],
-              on_item: Callable[[MCItem, MCResult | None, str | None], None] | None = None
-              ) -> MCReport:
+def mc_report(
+    executor: Executor,
+    fn: MCRow,
+    items: Iterable[MCItem],
+    on_item: Callable[[MCItem, MCResult | None, str | None], None] | None = None,
+) -> MCReport:
     """:func:`~logprobe.tasks.multiple_choice` on an executor: results in input order."""
     results: list[MCResult] = []
     skipped: list[tuple[int, str]] = []
@@ -67,8 +71,14 @@ class ScoreItem:
     error: str | None = None
 
 
-def score_items(path: str | Path, *, text_col: str = "text", prompt_col: str | None = None,
-                id_col: str = "id", fmt: str | None = None) -> Iterator[ScoreItem]:
+def score_items(
+    path: str | Path,
+    *,
+    text_col: str = "text",
+    prompt_col: str | None = None,
+    id_col: str = "id",
+    fmt: str | None = None,
+) -> Iterator[ScoreItem]:
     """The rows of a JSONL/CSV/TSV file as texts to score; bad rows carry ``error``."""
     for index, row in enumerate(read_rows(path, fmt=fmt)):
         if row.record is None:
@@ -79,11 +89,16 @@ def score_items(path: str | Path, *, text_col: str = "text", prompt_col: str | N
         rid = rec.get(id_col)
         if not isinstance(text, str) or not text:
             why = "missing" if text is None else "empty" if text == "" else "not a string"
-            yield ScoreItem(index, row.line, None, error=f"line {row.line}: field "
-                                                         f"{text_col!r} is {why}")
+            yield ScoreItem(
+                index, row.line, None, error=f"line {row.line}: field {text_col!r} is {why}"
+            )
         elif prompt_col and prompt is not None and not isinstance(prompt, str):
-            yield ScoreItem(index, row.line, None, error=f"line {row.line}: field "
-                                                         f"{prompt_col!r} is not a string")
+            yield ScoreItem(
+                index,
+                row.line,
+                None,
+                error=f"line {row.line}: field {prompt_col!r} is not a string",
+            )
         else:
             yield ScoreItem(index, row.line, text, prompt or None, rid)
 
@@ -106,15 +121,19 @@ def score_record(item: ScoreItem, s: ScoredText) -> dict[str, Any]:
     rec: dict[str, Any] = {"index": item.index, "line": item.line}
     if item.id is not None:
         rec["id"] = item.id
-    rec.update({
-        "logprob": s.logprob, "n_tokens": len(s.tokens), "n_scored": n,
-        "mean_logprob": s.logprob / n if n else None,
-        "perplexity": math.exp(-s.logprob / n) if n else None,
-        "n_bytes": n_bytes,
-        "bits_per_byte": -s.logprob / math.log(2) / n_bytes if n and n_bytes else None,
-        "tokens": [t.token for t in s.tokens],
-        "token_logprobs": [t.logprob for t in s.tokens],
-    })
+    rec.update(
+        {
+            "logprob": s.logprob,
+            "n_tokens": len(s.tokens),
+            "n_scored": n,
+            "mean_logprob": s.logprob / n if n else None,
+            "perplexity": math.exp(-s.logprob / n) if n else None,
+            "n_bytes": n_bytes,
+            "bits_per_byte": -s.logprob / math.log(2) / n_bytes if n and n_bytes else None,
+            "tokens": [t.token for t in s.tokens],
+            "token_logprobs": [t.logprob for t in s.tokens],
+        }
+    )
     if any(t.top_logprobs for t in s.tokens):
         rec["top_logprobs"] = [{a.token: a.logprob for a in t.top_logprobs} for t in s.tokens]
     return finite_json(rec)
@@ -130,20 +149,30 @@ SCORE_ROWS: RowPlan[ScoreItem, ScoredText] = RowPlan(
 
 def score_totals(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Corpus figures over score records: total logprob, tokens, perplexity, bits per byte."""
-    keep = [r for r in records if isinstance(r.get("logprob"), (int, float))
-            and isinstance(r.get("n_scored"), int) and isinstance(r.get("n_bytes"), int)]
+    keep = [
+        r
+        for r in records
+        if isinstance(r.get("logprob"), (int, float))
+        and isinstance(r.get("n_scored"), int)
+        and isinstance(r.get("n_bytes"), int)
+    ]
     total = math.fsum(float(r["logprob"]) for r in keep)
     n = sum(int(r["n_scored"]) for r in keep)
     n_bytes = sum(int(r["n_bytes"]) for r in keep)
-    return {"texts": len(keep), "logprob": total, "n_scored": n,
-            "perplexity": math.exp(-total / n) if n else None,
-            "bits_per_byte": -total / math.log(2) / n_bytes if n and n_bytes else None}
+    return {
+        "texts": len(keep),
+        "logprob": total,
+        "n_scored": n,
+        "perplexity": math.exp(-total / n) if n else None,
+        "bits_per_byte": -total / math.log(2) / n_bytes if n and n_bytes else None,
+    }
 
 
 def check_top_logprobs(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 20:
-        raise InvalidRequestError(f"Invalid 'top_logprobs': expected 0..20, got {k!r}.",
-                                  param="top_logprobs")
+        raise InvalidRequestError(
+            f"Invalid 'top_logprobs': expected 0..20, got {k!r}.", param="top_logprobs"
+        )
     return k
 
 

@@ -52,18 +52,21 @@ class JsonlSink:
     keys already in it; otherwise the file is started anew.
     """
 
-    def __init__(self, path: str | Path, *, key: str, resume: bool = False,
-                 param: str = "out") -> None:
+    def __init__(
+        self, path: str | Path, *, key: str, resume: bool = False, param: str = "out"
+    ) -> None:
         self.path = Path(path)
         if self.path.is_dir():
-            raise InvalidRequestError(f"Invalid '{param}': {str(self.path)!r} is a directory.",
-                                      param=param)
+            raise InvalidRequestError(
+                f"Invalid '{param}': {str(self.path)!r} is a directory.", param=param
+            )
         self.key = key
         self.done: set[Hashable] = set()
         if resume and self.path.is_file():
             drop_torn_line(self.path)
-            self.done = {r[key] for r in read_records(self.path)
-                         if isinstance(r.get(key), (int, str))}
+            self.done = {
+                r[key] for r in read_records(self.path) if isinstance(r.get(key), (int, str))
+            }
         self.resumed = len(self.done)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f: IO[str] | None = self.path.open("a" if resume else "w", encoding="utf-8")

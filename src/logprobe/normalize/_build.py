@@ -19,12 +19,10 @@ HOW_TO_REQUEST: dict[str, str] = {
     "openai_chat": 'send "logprobs": true (and "top_logprobs": N for alternatives; '
     "llama-cpp-python's server returns none unless top_logprobs >= 1)",
     "openai_completions": 'send "logprobs": N (an integer; add "echo": true for prompt tokens)',
-    "openai_responses": 'send "include": ["message.output_text.logprobs"] '
-    '(and "top_logprobs": N)',
+    "openai_responses": 'send "include": ["message.output_text.logprobs"] (and "top_logprobs": N)',
     "vllm": 'send "logprobs": true / N (and "prompt_logprobs": N for the prompt)',
     "llamacpp": 'send "n_probs": N to /completion',
-    "tgi": 'send "parameters": {"details": true, "top_n_tokens": N, '
-    '"decoder_input_details": true}',
+    "tgi": 'send "parameters": {"details": true, "top_n_tokens": N, "decoder_input_details": true}',
     "ollama": 'send "logprobs": true and "top_logprobs": N (Ollama 0.12.11 or later)',
     "together": 'send "logprobs": N (add "echo": true for prompt tokens)',
     "gemini": 'send "generationConfig": {"responseLogprobs": true, "logprobs": N}',
@@ -139,7 +137,8 @@ def _check_choice(p: ChoiceParts, ctx: Ctx) -> None:
         raise no_logprobs(ctx.provider, p.logprobs_path, "the response has text but no logprobs")
     if p.text:
         raise no_logprobs(
-            ctx.provider, p.logprobs_path,
+            ctx.provider,
+            p.logprobs_path,
             f"the response has {len(p.text)} characters of text but zero token logprobs",
         )
 
@@ -148,9 +147,12 @@ def _check_rebuild(p: ChoiceParts, ctx: Ctx) -> None:
     """Note when the tokens' exact bytes do not spell the choice's text (tokens missing, extra,
     or from another sequence): the data is kept as given, but the reader should know."""
     if not p.tokens and p.text and p.saw_logprobs:
-        ctx.notes.add("rebuild", p.logprobs_path,
-                      f"the choice text ({len(p.text)} characters) has no generated tokens: "
-                      "the server left them out")
+        ctx.notes.add(
+            "rebuild",
+            p.logprobs_path,
+            f"the choice text ({len(p.text)} characters) has no generated tokens: "
+            "the server left them out",
+        )
         return
     if not p.tokens or any(t.bytes is None for t in p.tokens):
         return
@@ -158,14 +160,17 @@ def _check_rebuild(p: ChoiceParts, ctx: Ctx) -> None:
     want = p.text.encode("utf-8")
     if got != want:
         ctx.notes.add(
-            "rebuild", p.logprobs_path,
+            "rebuild",
+            p.logprobs_path,
             f"the tokens' bytes ({len(got)} bytes) do not rebuild the choice text "
             f"({len(want)} bytes): tokens are missing or extra",
         )
 
 
 def read_usage(
-    obj: Mapping[str, Any], path: str, prompt_key: str = "prompt_tokens",
+    obj: Mapping[str, Any],
+    path: str,
+    prompt_key: str = "prompt_tokens",
     completion_key: str = "completion_tokens",
 ) -> Usage | None:
     """``Usage`` from a usage object, or ``None`` when it is absent."""
@@ -221,7 +226,9 @@ def check_same_response(
 
 
 def parse_chunk_stream(
-    chunks: Sequence[Any], ctx: Ctx, deltas: Callable[[Any, str, Ctx], list[Delta]],
+    chunks: Sequence[Any],
+    ctx: Ctx,
+    deltas: Callable[[Any, str, Ctx], list[Delta]],
     finish_choice: Callable[[ChoiceParts, Usage | None], None] | None = None,
 ) -> Completion:
     """A Completion from the chunks of an OpenAI-style stream (chat, completions, Together).
@@ -247,7 +254,11 @@ def parse_chunk_stream(
             finish_choice(p, usage)
     first_id = seen.get("id")
     return assemble(
-        list(by_index.values()), ctx, model=model, usage=usage,
-        id=None if first_id is None else first_id[0], created=created,
+        list(by_index.values()),
+        ctx,
+        model=model,
+        usage=usage,
+        id=None if first_id is None else first_id[0],
+        created=created,
         choices_path="[*].choices",
     )

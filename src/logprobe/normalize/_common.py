@@ -248,16 +248,15 @@ def resolve_token(
     if given is not None:
         if ctx.lossy_replacement and REPLACEMENT_BYTES in given and REPLACEMENT in token:
             ctx.notes.add(
-                "lossy-ufffd", path,
+                "lossy-ufffd",
+                path,
                 "U+FFFD with replacement bytes (the provider lost a partial UTF-8 token): "
                 "bytes set to unknown",
             )
             return token, None, None
         return token, given, None
     if REPLACEMENT in token:
-        ctx.notes.add(
-            "ufffd", path, "U+FFFD token without bytes: real bytes unknown, kept as None"
-        )
+        ctx.notes.add("ufffd", path, "U+FFFD token without bytes: real bytes unknown, kept as None")
         return token, None, None
     if token == "":
         ctx.notes.add("empty-token", path, "empty token string without bytes: bytes unknown")
@@ -305,7 +304,8 @@ def make_token(
         mine = [a for a in alts if same_token(tid, raw, text, a)]
         if mine and abs(mine[0].logprob - logprob) > CONSISTENCY_TOLERANCE:
             ctx.notes.add(
-                "alt-mismatch", path,
+                "alt-mismatch",
+                path,
                 "alternatives disagree with the chosen token's own logprob (truncated or "
                 "processed by top_p/top_k): dropped, rank unknown",
             )
@@ -368,12 +368,20 @@ def repair_artefacts(
         fixed = [decode(t.token) for t in tokens]
         if all(f is not None for f in fixed) and b"".join(f or b"" for f in fixed) == target:
             ctx.notes.add(
-                "bpe-artefacts", path,
+                "bpe-artefacts",
+                path,
                 f"token strings were raw {name} vocabulary entries: decoded against the text",
             )
             return tuple(
-                TokenLogprob(display_token(f), f, t.logprob, t.id, t.rank,
-                             tuple(_redecode(a, decode) for a in t.top_logprobs), t.entropy)
+                TokenLogprob(
+                    display_token(f),
+                    f,
+                    t.logprob,
+                    t.id,
+                    t.rank,
+                    tuple(_redecode(a, decode) for a in t.top_logprobs),
+                    t.entropy,
+                )
                 for t, f in zip(tokens, fixed, strict=True)
             )
     return tuple(tokens)

@@ -64,7 +64,8 @@ def _drop_repeated_alternatives(
         repeated = items[i].get("top_logprobs") == first and t.token != tokens[0].token
         if repeated:
             ctx.notes.add(
-                "repeated-alts", at(path, i),
+                "repeated-alts",
+                at(path, i),
                 "a multi-token chunk repeats its first token's alternatives for later tokens "
                 "(server bug): those copies dropped, rank unknown",
             )

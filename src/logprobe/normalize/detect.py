@@ -44,10 +44,17 @@ ALIASES: dict[str, str] = {
     "togetherai": "together",
 }
 
-_ANTHROPIC_EVENTS = frozenset({
-    "message_start", "content_block_start", "content_block_delta", "content_block_stop",
-    "message_delta", "message_stop", "ping",
-})
+_ANTHROPIC_EVENTS = frozenset(
+    {
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+    }
+)
 _OPENAI_BASES = ("openai_chat", "openai_completions")
 _ANY_OPENAI = "openai_*"
 """A chunk with empty ``choices`` (the usage tail of a stream): fits either OpenAI base."""
@@ -76,7 +83,8 @@ def resolve_name(name: str) -> str | None:
     if key not in PROVIDERS:
         raise NormalizeError(
             f"unknown provider {name!r}; expected one of {', '.join(PROVIDERS)} "
-            "(or 'openai' for any OpenAI shape)", path="provider",
+            "(or 'openai' for any OpenAI shape)",
+            path="provider",
         )
     return key
 
@@ -126,8 +134,14 @@ def _printable(value: Any) -> str:
 
 def _detect_item(d: Mapping[str, Any], path: str) -> tuple[str, bool]:
     found = (
-        _anthropic(d) or _responses(d) or _gemini(d) or _logprobe(d) or _openai_family(d)
-        or _llamacpp(d) or _tgi(d) or _ollama(d)
+        _anthropic(d)
+        or _responses(d)
+        or _gemini(d)
+        or _logprobe(d)
+        or _openai_family(d)
+        or _llamacpp(d)
+        or _tgi(d)
+        or _ollama(d)
     )
     if found is not None:
         return found
@@ -136,8 +150,11 @@ def _detect_item(d: Mapping[str, Any], path: str) -> tuple[str, bool]:
         msg = err.get("message") if isinstance(err, Mapping) else err
         raise fail(at(path, "error"), f"the payload is an error response: {_printable(msg)}")
     keys = ", ".join(_printable(k) for k in sorted(map(str, d))[:8]) or "none"
-    raise fail(path, f"unrecognized payload shape (keys: {keys}); pass provider= explicitly, "
-               f"one of {', '.join(PROVIDERS)}")
+    raise fail(
+        path,
+        f"unrecognized payload shape (keys: {keys}); pass provider= explicitly, "
+        f"one of {', '.join(PROVIDERS)}",
+    )
 
 
 def _anthropic(d: Mapping[str, Any]) -> tuple[str, bool] | None:
@@ -200,8 +217,11 @@ def _openai_family(d: Mapping[str, Any]) -> tuple[str, bool] | None:
         return "together", False
     obj = d.get("object")
     vllm = _vllm_marker(d, choices)
-    if obj in ("chat.completion", "chat.completion.chunk") or "message" in first \
-            or "delta" in first:
+    if (
+        obj in ("chat.completion", "chat.completion.chunk")
+        or "message" in first
+        or "delta" in first
+    ):
         return "openai_chat", vllm
     if obj == "text_completion" or "text" in first:
         return "openai_completions", vllm
@@ -244,8 +264,10 @@ def _vllm_marker(d: Mapping[str, Any], choices: list[Any]) -> bool:
 def _has_token_ids(lp: Mapping[str, Any]) -> bool:
     entries = lp.get("content")
     if isinstance(entries, list):
-        return any(isinstance(e, Mapping) and str(e.get("token", "")).startswith("token_id:")
-                   for e in entries)
+        return any(
+            isinstance(e, Mapping) and str(e.get("token", "")).startswith("token_id:")
+            for e in entries
+        )
     tokens = lp.get("tokens")
     return isinstance(tokens, list) and any(
         isinstance(t, str) and t.startswith("token_id:") for t in tokens

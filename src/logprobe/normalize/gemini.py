@@ -70,8 +70,9 @@ def parse(payload: Any, ctx: Ctx) -> Completion:
         raise fail("candidates", f"no candidates in the payload{why}")
     for p in by_index.values():
         p.tokens = list(repair_artefacts(p.tokens, p.text, p.logprobs_path, ctx))
-    return assemble(list(by_index.values()), ctx, model=model, usage=usage, id=rid,
-                    choices_path="candidates")
+    return assemble(
+        list(by_index.values()), ctx, model=model, usage=usage, id=rid, choices_path="candidates"
+    )
 
 
 def _block_reason(chunks: Sequence[Any]) -> str | None:
@@ -88,8 +89,9 @@ def _usage(c: Mapping[str, Any], path: str) -> Usage | None:
         return None
     up = at(path, "usageMetadata")
     uo = as_obj(u, up)
-    return Usage(get_int(uo, "promptTokenCount", up, 0) or 0,
-                 get_int(uo, "candidatesTokenCount", up, 0) or 0)
+    return Usage(
+        get_int(uo, "promptTokenCount", up, 0) or 0, get_int(uo, "candidatesTokenCount", up, 0) or 0
+    )
 
 
 def _read_candidates(
@@ -131,8 +133,7 @@ def _text(co: Mapping[str, Any], path: str) -> str:
 def _candidate(value: Any, path: str, ctx: Ctx) -> tuple[str, float, int | None]:
     o = as_obj(value, path)
     if "logProbability" not in o:
-        ctx.notes.add("proto3-zero", path,
-                      "logProbability missing (proto3 omits 0.0): read as 0.0")
+        ctx.notes.add("proto3-zero", path, "logProbability missing (proto3 omits 0.0): read as 0.0")
     lp = read_logprob(o.get("logProbability", 0.0), at(path, "logProbability"), ctx)
     assert lp is not None
     token = get_str(o, "token", path, "") or ""
@@ -144,8 +145,10 @@ def _read_logprobs_result(value: Any, path: str, ctx: Ctx) -> list[TokenLogprob]
     chosen = get_list(lr, "chosenCandidates", path) or ()
     tops = get_list(lr, "topCandidates", path)
     if tops is not None and len(tops) != len(chosen):
-        raise fail(at(path, "topCandidates"),
-                   f"has {len(tops)} entries but chosenCandidates has {len(chosen)}")
+        raise fail(
+            at(path, "topCandidates"),
+            f"has {len(tops)} entries but chosenCandidates has {len(chosen)}",
+        )
     out = []
     for i, ch in enumerate(chosen):
         chp = at(at(path, "chosenCandidates"), i)
@@ -153,8 +156,9 @@ def _read_logprobs_result(value: Any, path: str, ctx: Ctx) -> list[TokenLogprob]
         alts = _alternatives(tops[i], at(at(path, "topCandidates"), i), ctx) if tops else []
         tok = make_token(token, None, lp, alts, chp, ctx, id=tid)
         if alts and tok.rank is None and tok.top_logprobs:
-            ctx.notes.add("gemini-unlisted", chp,
-                          "chosen token missing from its topCandidates: rank unknown")
+            ctx.notes.add(
+                "gemini-unlisted", chp, "chosen token missing from its topCandidates: rank unknown"
+            )
         out.append(tok)
     return out
 

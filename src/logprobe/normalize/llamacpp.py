@@ -73,8 +73,9 @@ def parse(payload: Any, ctx: Ctx) -> Completion:
         p.tokens = list(repair_artefacts(p.tokens, p.text, p.logprobs_path, ctx))
     mode: LogprobMode = "processed" if modes == {"processed"} else "raw"
     usage = Usage(n_prompt, n_gen) if n_prompt or n_gen else None
-    return assemble(list(by_index.values()), ctx, model=model, usage=usage, mode=mode,
-                    choices_path="")
+    return assemble(
+        list(by_index.values()), ctx, model=model, usage=usage, mode=mode, choices_path=""
+    )
 
 
 def _finish(it: Mapping[str, Any], path: str, ctx: Ctx) -> FinishReason:
@@ -124,16 +125,23 @@ def _read_entry(
     for j, a in enumerate(get_list(e, tops_key, path) or ()):
         ap = at(tops_path, j)
         ao = as_obj(a, ap)
-        alts.append(make_alternative(
-            as_str(need(ao, "token", ap), at(ap, "token")),
-            read_bytes(ao.get("bytes"), at(ap, "bytes")),
-            _value(ao, value_key, ap, ctx), ap, ctx,
-            id=None if ao.get("id") is None else as_int(ao["id"], at(ap, "id")),
-        ))
+        alts.append(
+            make_alternative(
+                as_str(need(ao, "token", ap), at(ap, "token")),
+                read_bytes(ao.get("bytes"), at(ap, "bytes")),
+                _value(ao, value_key, ap, ctx),
+                ap,
+                ctx,
+                id=None if ao.get("id") is None else as_int(ao["id"], at(ap, "id")),
+            )
+        )
     return make_token(
         as_str(need(e, "token", path), at(path, "token")),
         read_bytes(e.get("bytes"), at(path, "bytes")),
-        _value(e, value_key, path, ctx), alts, path, ctx,
+        _value(e, value_key, path, ctx),
+        alts,
+        path,
+        ctx,
         id=None if e.get("id") is None else as_int(e["id"], at(path, "id")),
     )
 
@@ -147,13 +155,20 @@ def _read_legacy(e: Mapping[str, Any], path: str, ctx: Ctx) -> TokenLogprob:
     for j, a in enumerate(as_list(e["probs"], ppath)):
         ap = at(ppath, j)
         ao = as_obj(a, ap)
-        alts.append(make_alternative(
-            as_str(need(ao, "tok_str", ap), at(ap, "tok_str")), None,
-            read_prob(need(ao, "prob", ap), at(ap, "prob"), ctx), ap, ctx,
-        ))
+        alts.append(
+            make_alternative(
+                as_str(need(ao, "tok_str", ap), at(ap, "tok_str")),
+                None,
+                read_prob(need(ao, "prob", ap), at(ap, "prob"), ctx),
+                ap,
+                ctx,
+            )
+        )
     listed = [a.logprob for a in alts if a.token == token]
     if not listed:
-        ctx.notes.add("legacy-unlisted", path,
-                      "legacy llama.cpp entry: chosen token not among probs, logprob unknown")
+        ctx.notes.add(
+            "legacy-unlisted",
+            path,
+            "legacy llama.cpp entry: chosen token not among probs, logprob unknown",
+        )
     return make_token(token, None, listed[0] if listed else None, alts, path, ctx)
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..types import Completion, FinishReason, Usage
@@ -18,8 +18,12 @@ from ._build import ChoiceParts, assemble, map_finish
 from ._common import Ctx, as_list, as_obj, at, fail, get_int, get_str, repair_artefacts
 from ._entries import read_entries
 
-_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "load": None,
-                                    "unload": None}
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "load": None,
+    "unload": None,
+}
 
 
 def parse(payload: Any, ctx: Ctx) -> Completion:
@@ -43,8 +47,9 @@ def parse(payload: Any, ctx: Ctx) -> Completion:
         elif text and p.text_without_logprobs is None:
             p.text_without_logprobs = at(path, "logprobs")
         if c.get("done"):
-            p.finish_reason = map_finish(c.get("done_reason"), at(path, "done_reason"), ctx,
-                                         _FINISH)
+            p.finish_reason = map_finish(
+                c.get("done_reason"), at(path, "done_reason"), ctx, _FINISH
+            )
         model = get_str(c, "model", path, model) or model
         created = created or _created(c)
         n_prompt = get_int(c, "prompt_eval_count", path, n_prompt) or n_prompt
@@ -72,5 +77,5 @@ def _created(c: Mapping[str, Any]) -> int | None:
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return int(when.timestamp())

@@ -46,7 +46,8 @@ def _parse_response(resp: Mapping[str, Any], ctx: Ctx, path: str = "") -> Comple
         seen.add(p.index)
         parts.append(p)
     return assemble(
-        parts, ctx,
+        parts,
+        ctx,
         model=get_str(resp, "model", path, "") or "",
         usage=read_usage(resp, path),
         id=get_str(resp, "id", path),

@@ -45,15 +45,14 @@ def read_parallel(value: Any, path: str, ctx: Ctx) -> tuple[list[TokenLogprob], 
         raise fail(at(path, "token_logprobs"), "required field is missing")
     for name, arr in arrays.items():
         if arr is not None and len(arr) != len(tokens):
-            raise fail(
-                at(path, name), f"has {len(arr)} entries but tokens has {len(tokens)}"
-            )
+            raise fail(at(path, name), f"has {len(arr)} entries but tokens has {len(tokens)}")
     tops = arrays["top_logprobs"]
     widest = max((len(t) for t in tops or () if isinstance(t, Mapping)), default=0)
     out = []
     for i, tok in enumerate(tokens):
-        out.append(_read_position(arrays, i, as_str(tok, at(at(path, "tokens"), i)), widest,
-                                  path, ctx))
+        out.append(
+            _read_position(arrays, i, as_str(tok, at(at(path, "tokens"), i)), widest, path, ctx)
+        )
     offsets = arrays["text_offset"]
     return out, None if offsets is None else [
         as_int(o, at(at(path, "text_offset"), i)) for i, o in enumerate(offsets)
@@ -61,7 +60,11 @@ def read_parallel(value: Any, path: str, ctx: Ctx) -> tuple[list[TokenLogprob], 
 
 
 def _read_position(
-    arrays: Mapping[str, Sequence[Any] | None], i: int, token: str, widest: int, path: str,
+    arrays: Mapping[str, Sequence[Any] | None],
+    i: int,
+    token: str,
+    widest: int,
+    path: str,
     ctx: Ctx,
 ) -> TokenLogprob:
     tl = arrays["token_logprobs"]
@@ -82,8 +85,9 @@ def _read_position(
             assert alp is not None
             alts.append(make_alternative(key, None, alp, vp, ctx))
         alts.sort(key=lambda a: -a.logprob)
-    tok = make_token(token, None, logprob, alts, at(at(path, "tokens"), i), ctx, id=tid,
-                     derive=False)
+    tok = make_token(
+        token, None, logprob, alts, at(at(path, "tokens"), i), ctx, id=tid, derive=False
+    )
     if logprob is None or not tok.top_logprobs:
         return tok
     rank = dict_rank(tok, widest)
@@ -133,7 +137,8 @@ def _parse_response(resp: Mapping[str, Any], ctx: Ctx) -> Completion:
             split_echo(p, offsets, usage, ctx)
         parts.append(p)
     return assemble(
-        parts, ctx,
+        parts,
+        ctx,
         model=get_str(resp, "model", "", "") or "",
         usage=usage,
         id=get_str(resp, "id", ""),
@@ -141,9 +146,7 @@ def _parse_response(resp: Mapping[str, Any], ctx: Ctx) -> Completion:
     )
 
 
-def split_echo(
-    p: ChoiceParts, offsets: list[int] | None, usage: Usage | None, ctx: Ctx
-) -> None:
+def split_echo(p: ChoiceParts, offsets: list[int] | None, usage: Usage | None, ctx: Ctx) -> None:
     """Move echoed prompt tokens to ``prompt_tokens`` and cut the prompt from the text."""
     toks = p.tokens
     if not toks or toks[0].logprob is not None or toks[0].top_logprobs:
@@ -152,7 +155,8 @@ def split_echo(
     n = usage.prompt_tokens if usage is not None else 0
     if not 0 < n <= len(toks):
         ctx.notes.add(
-            "echo-unsplit", p.logprobs_path,
+            "echo-unsplit",
+            p.logprobs_path,
             "echoed prompt detected but usage.prompt_tokens is missing or inconsistent: prompt "
             "and completion tokens kept together in tokens",
         )
@@ -160,14 +164,17 @@ def split_echo(
     text = p.text
     prompt_text = tokens_text(toks[:n])
     if text.startswith(prompt_text) and all(t.bytes is not None for t in toks[:n]):
-        rest = text[len(prompt_text):]
+        rest = text[len(prompt_text) :]
     elif offsets is not None and n < len(offsets):
-        rest = text[offsets[n] - offsets[0]:]
+        rest = text[offsets[n] - offsets[0] :]
     elif offsets is not None and n == len(offsets):
         rest = ""
     else:
-        ctx.notes.add("echo-text", p.logprobs_path,
-                      "could not cut the echoed prompt from the text: text keeps it")
+        ctx.notes.add(
+            "echo-text",
+            p.logprobs_path,
+            "could not cut the echoed prompt from the text: text keeps it",
+        )
         rest = text
     p.prompt_tokens = list(toks[:n])
     p.tokens = list(repair_artefacts(toks[n:], rest, p.logprobs_path, ctx))
@@ -189,14 +196,16 @@ def chunk_deltas(chunk: Any, path: str, ctx: Ctx) -> list[Delta]:
         has = co.get("logprobs") is not None
         if has:
             tokens, _ = read_parallel(co["logprobs"], at(cp, "logprobs"), ctx)
-        out.append(Delta(
-            index=index,
-            text=get_str(co, "text", cp, "") or "",
-            tokens=tokens,
-            has_logprobs=has,
-            finish_reason=map_finish(co.get("finish_reason"), at(cp, "finish_reason"), ctx),
-            path=at(cp, "logprobs"),
-        ))
+        out.append(
+            Delta(
+                index=index,
+                text=get_str(co, "text", cp, "") or "",
+                tokens=tokens,
+                has_logprobs=has,
+                finish_reason=map_finish(co.get("finish_reason"), at(cp, "finish_reason"), ctx),
+                path=at(cp, "logprobs"),
+            )
+        )
     return out
 
 

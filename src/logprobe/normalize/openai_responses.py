@@ -81,7 +81,8 @@ def _parse_response(resp: Mapping[str, Any], path: str, ctx: Ctx) -> Completion:
     if not p.tokens and not p.text:
         raise fail(out_path, "the response has no output text (nothing to normalize)")
     return assemble(
-        [p], ctx,
+        [p],
+        ctx,
         model=get_str(resp, "model", path, "") or "",
         usage=_usage(resp, path),
         id=get_str(resp, "id", path),
@@ -112,8 +113,13 @@ def _parse_events(events: Sequence[Any], ctx: Ctx) -> Completion:
         kind = as_str(need(e, "type", path), at(path, "type"))
         if kind == "error":
             raise fail(path, f"the stream reports an error: {e.get('message') or e}")
-        if kind in ("response.created", "response.in_progress", "response.completed",
-                    "response.incomplete", "response.failed"):
+        if kind in (
+            "response.created",
+            "response.in_progress",
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
+        ):
             final = as_obj(need(e, "response", path), at(path, "response"))
             final_path = at(path, "response")
             _raise_if_failed(final, final_path)
@@ -129,7 +135,8 @@ def _parse_events(events: Sequence[Any], ctx: Ctx) -> Completion:
             return _parse_response(final, final_path, ctx)
         raise fail("", "the stream has no output_text events (nothing to normalize)")
     return assemble(
-        [parts], ctx,
+        [parts],
+        ctx,
         model=get_str(resp, "model", final_path, "") or "",
         usage=_usage(resp, final_path) if final else None,
         id=get_str(resp, "id", final_path),
@@ -139,7 +146,10 @@ def _parse_events(events: Sequence[Any], ctx: Ctx) -> Completion:
 
 
 def _add_event(
-    into: dict[tuple[int, int], ChoiceParts], e: Mapping[str, Any], path: str, text_key: str,
+    into: dict[tuple[int, int], ChoiceParts],
+    e: Mapping[str, Any],
+    path: str,
+    text_key: str,
     ctx: Ctx,
 ) -> None:
     key = (get_int(e, "output_index", path, 0) or 0, get_int(e, "content_index", path, 0) or 0)

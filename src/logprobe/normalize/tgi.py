@@ -4,8 +4,8 @@
 text, logprob, special}], top_tokens: [[{id, text, logprob, special}]], best_of_sequences}``
 (``details: true``; prefill needs ``decoder_input_details: true``; alternatives need
 ``top_n_tokens``). ``prefill`` becomes :attr:`Choice.prompt_tokens`; ``best_of_sequences`` become
-further choices. A stream is a list of ``{index, token, top_tokens, generated_text, details}`` events of one
-sequence (``index`` is the token's position there).
+further choices. A stream is a list of ``{index, token, top_tokens, generated_text, details}``
+events of one sequence (``index`` is the token's position there).
 
 With ``top_p``/``top_k`` sampling TGI reports alternatives from the truncated distribution (a
 single entry with logprob 0); where they contradict the chosen token's logprob they are dropped.
@@ -35,8 +35,11 @@ from ._common import (
     read_logprob,
 )
 
-_FINISH: dict[str, FinishReason] = {"length": "length", "eos_token": "stop",
-                                    "stop_sequence": "stop"}
+_FINISH: dict[str, FinishReason] = {
+    "length": "length",
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+}
 
 
 def parse(payload: Any, ctx: Ctx) -> Completion:
@@ -55,21 +58,37 @@ def _alt(value: Any, path: str, ctx: Ctx) -> Any:
     lp = read_logprob(need(o, "logprob", path), at(path, "logprob"), ctx)
     assert lp is not None
     text = as_str(need(o, "text", path), at(path, "text"))
-    return make_alternative(text, b"" if o.get("special") else None, lp, path, ctx,
-                            id=get_int(o, "id", path))
+    return make_alternative(
+        text, b"" if o.get("special") else None, lp, path, ctx, id=get_int(o, "id", path)
+    )
 
 
-def _token(value: Any, tops: Sequence[Any] | None, path: str, tops_path: str, ctx: Ctx, *,
-           nullable: bool = False) -> TokenLogprob:
+def _token(
+    value: Any,
+    tops: Sequence[Any] | None,
+    path: str,
+    tops_path: str,
+    ctx: Ctx,
+    *,
+    nullable: bool = False,
+) -> TokenLogprob:
     o = as_obj(value, path)
     lp = read_logprob(need(o, "logprob", path), at(path, "logprob"), ctx, nullable=nullable)
     alts = [_alt(a, at(tops_path, j), ctx) for j, a in enumerate(tops or ())]
     special = bool(o.get("special"))
     if special:
-        ctx.notes.add("special", path, "special tokens (EOS) kept with empty bytes: they add no "
-                      "text")
-    return make_token(as_str(need(o, "text", path), at(path, "text")), b"" if special else None,
-                      lp, alts, path, ctx, id=get_int(o, "id", path))
+        ctx.notes.add(
+            "special", path, "special tokens (EOS) kept with empty bytes: they add no text"
+        )
+    return make_token(
+        as_str(need(o, "text", path), at(path, "text")),
+        b"" if special else None,
+        lp,
+        alts,
+        path,
+        ctx,
+        id=get_int(o, "id", path),
+    )
 
 
 def _sequence(d: Mapping[str, Any], path: str, index: int, text: str, ctx: Ctx) -> ChoiceParts:
@@ -109,9 +128,11 @@ def _parse_response(resp: Any, path: str, ctx: Ctx) -> Completion:
     for k, seq in enumerate(get_list(d, "best_of_sequences", dp) or ()):
         sp = at(bos_path, k)
         so = as_obj(seq, sp)
-        parts.append(_sequence(so, sp, k + 1,
-                               as_str(need(so, "generated_text", sp), at(sp, "generated_text")),
-                               ctx))
+        parts.append(
+            _sequence(
+                so, sp, k + 1, as_str(need(so, "generated_text", sp), at(sp, "generated_text")), ctx
+            )
+        )
     n_prompt = len(parts[0].prompt_tokens or ())
     usage = Usage(n_prompt, get_int(d, "generated_tokens", dp, len(parts[0].tokens)) or 0)
     return assemble(parts, ctx, usage=usage, choices_path=dp)
@@ -128,8 +149,13 @@ def _parse_stream(events: Sequence[Any], ctx: Ctx) -> Completion:
         e = as_obj(ev, path)
         if "error" in e:
             raise fail(at(path, "error"), f"the stream reports an error: {e['error']}")
-        tok = _token(need(e, "token", path), get_list(e, "top_tokens", path),
-                     at(path, "token"), at(path, "top_tokens"), ctx)
+        tok = _token(
+            need(e, "token", path),
+            get_list(e, "top_tokens", path),
+            at(path, "token"),
+            at(path, "top_tokens"),
+            ctx,
+        )
         p.saw_logprobs = True
         p.tokens.append(tok)
         final = get_str(e, "generated_text", path)
@@ -141,7 +167,8 @@ def _parse_stream(events: Sequence[Any], ctx: Ctx) -> Completion:
         if details is not None:
             dp = at(path, "details")
             do = as_obj(details, dp)
-            p.finish_reason = map_finish(do.get("finish_reason"), at(dp, "finish_reason"), ctx,
-                                         _FINISH)
+            p.finish_reason = map_finish(
+                do.get("finish_reason"), at(dp, "finish_reason"), ctx, _FINISH
+            )
             generated = as_int(do.get("generated_tokens", 0), at(dp, "generated_tokens"))
     return assemble([p], ctx, choices_path="[*]", usage=Usage(0, generated or len(p.tokens)))

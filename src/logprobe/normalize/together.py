@@ -84,7 +84,8 @@ def _parse_response(resp: Mapping[str, Any], ctx: Ctx) -> Completion:
             p.prompt_tokens = prompts[i if len(prompts) > 1 else 0]
         parts.append(p)
     return assemble(
-        parts, ctx,
+        parts,
+        ctx,
         model=get_str(resp, "model", "", "") or "",
         usage=read_usage(resp, ""),
         id=get_str(resp, "id", ""),
@@ -108,16 +109,21 @@ def chunk_deltas(chunk: Any, path: str, ctx: Ctx) -> list[Delta]:
         tokens: list[TokenLogprob] = []
         if isinstance(lp, numbers.Real) and not isinstance(lp, bool):
             tid = get_int(d, "token_id", at(cp, "delta"))
-            tokens = [make_token(text, None, read_logprob(lp, lp_path, ctx), (), lp_path, ctx,
-                                 id=tid)]
+            tokens = [
+                make_token(text, None, read_logprob(lp, lp_path, ctx), (), lp_path, ctx, id=tid)
+            ]
         elif lp is not None:
             tokens, _ = read_parallel(lp, lp_path, ctx)
-        out.append(Delta(
-            index=get_int(co, "index", cp, i) or 0, text=text, tokens=tokens,
-            has_logprobs=lp is not None,
-            finish_reason=map_finish(co.get("finish_reason"), at(cp, "finish_reason"), ctx),
-            path=lp_path,
-        ))
+        out.append(
+            Delta(
+                index=get_int(co, "index", cp, i) or 0,
+                text=text,
+                tokens=tokens,
+                has_logprobs=lp is not None,
+                finish_reason=map_finish(co.get("finish_reason"), at(cp, "finish_reason"), ctx),
+                path=lp_path,
+            )
+        )
     return out
 
 

@@ -55,8 +55,11 @@ def _collect_prompt_logprobs(resp: Mapping[str, Any], ctx: Ctx) -> None:
             index = get_int(co, "index", cp, i)
             assert index is not None
             ctx.prompt_tokens[index] = read_prompt_logprobs(
-                co["prompt_logprobs"], at(cp, "prompt_logprobs"), co.get("prompt_token_ids"),
-                cp, ctx,
+                co["prompt_logprobs"],
+                at(cp, "prompt_logprobs"),
+                co.get("prompt_token_ids"),
+                cp,
+                ctx,
             )
 
 
@@ -65,9 +68,11 @@ def read_prompt_logprobs(
 ) -> list[TokenLogprob]:
     items = as_list(value, path)
     ids_path = at(ids_parent, "prompt_token_ids")
-    ids = None if ids_value is None else [
-        as_int(v, at(ids_path, i)) for i, v in enumerate(as_list(ids_value, ids_path))
-    ]
+    ids = (
+        None
+        if ids_value is None
+        else [as_int(v, at(ids_path, i)) for i, v in enumerate(as_list(ids_value, ids_path))]
+    )
     if ids is not None and len(ids) != len(items):
         raise fail(ids_path, f"has {len(ids)} entries but prompt_logprobs has {len(items)}")
     out = []
@@ -76,19 +81,24 @@ def read_prompt_logprobs(
         want = None if ids is None else ids[i]
         if pos is None:
             if i > 0:
-                ctx.notes.add("null-prompt-pos", pp, "null prompt_logprobs entry after the "
-                              "first: token unknown, logprob None")
-            ctx.notes.add("first-prompt-token", pp, "vLLM gives no text for the first prompt "
-                          "token (its entry is null): kept with empty text, bytes unknown")
+                ctx.notes.add(
+                    "null-prompt-pos",
+                    pp,
+                    "null prompt_logprobs entry after the first: token unknown, logprob None",
+                )
+            ctx.notes.add(
+                "first-prompt-token",
+                pp,
+                "vLLM gives no text for the first prompt "
+                "token (its entry is null): kept with empty text, bytes unknown",
+            )
             out.append(TokenLogprob("", None, None, want))
             continue
         out.append(_read_position(as_obj(pos, pp), pp, want, ctx))
     return out
 
 
-def _read_position(
-    pos: Mapping[str, Any], path: str, want: int | None, ctx: Ctx
-) -> TokenLogprob:
+def _read_position(pos: Mapping[str, Any], path: str, want: int | None, ctx: Ctx) -> TokenLogprob:
     if not pos:
         raise fail(path, "empty prompt_logprobs entry: no token")
     entries: list[tuple[int, Alternative, int | None]] = []
@@ -107,11 +117,13 @@ def _read_position(
     actual_id = entries[0][0] if want is None else want
     mine = [e for e in entries if e[0] == actual_id]
     if not mine:
-        raise fail(path, f"prompt token id {actual_id} (from prompt_token_ids) is not among "
-                   f"the entry's keys {[e[0] for e in entries]}")
+        raise fail(
+            path,
+            f"prompt token id {actual_id} (from prompt_token_ids) is not among "
+            f"the entry's keys {[e[0] for e in entries]}",
+        )
     tid, alt, rank = mine[0]
-    ranked = sorted(entries, key=lambda e: (e[2] if e[2] is not None else 10**9))
+    ranked = sorted(entries, key=lambda e: e[2] if e[2] is not None else 10**9)
     include_actual = rank is not None and rank <= len(entries)
     alts = [e[1] for e in ranked if e[0] != tid or include_actual]
     return make_token(alt.token, alt.bytes, alt.logprob, alts, path, ctx, id=tid, rank=rank)
-

@@ -46,8 +46,9 @@ class KeyAuth:
     login page and stylesheet stay open, and the session cookie is valid only below it.
     """
 
-    def __init__(self, api_key: str | None, *, ui_prefix: str = "/ui",
-                 ttl_s: int = SESSION_TTL_S) -> None:
+    def __init__(
+        self, api_key: str | None, *, ui_prefix: str = "/ui", ttl_s: int = SESSION_TTL_S
+    ) -> None:
         self.api_key = api_key or None
         self.ui_prefix = ui_prefix.rstrip("/")
         self.ttl_s = ttl_s
@@ -69,11 +70,13 @@ class KeyAuth:
     def key_ok(self, given: str) -> bool:
         """Whether ``given`` is the API key (constant-time)."""
         return self.api_key is not None and hmac.compare_digest(
-            given.encode("utf-8", "surrogateescape"), self.api_key.encode("utf-8"))
+            given.encode("utf-8", "surrogateescape"), self.api_key.encode("utf-8")
+        )
 
     def bearer_ok(self, header: bytes | None) -> bool:
-        return header is not None and bool(self._bearer) and hmac.compare_digest(
-            header, self._bearer)
+        return (
+            header is not None and bool(self._bearer) and hmac.compare_digest(header, self._bearer)
+        )
 
     def new_session(self, now: float | None = None) -> str:
         expires = int(now if now is not None else time.time()) + self.ttl_s
@@ -120,8 +123,10 @@ def _wants_page(scope: Scope, auth: KeyAuth) -> bool:
     if scope["method"] not in ("GET", "HEAD"):
         return False
     path = scope["path"]
-    if path == "/" or (auth.in_ui(path) and (path.endswith("/") or path.endswith(".html")
-                                             or path == auth.ui_prefix)):
+    if path == "/" or (
+        auth.in_ui(path)
+        and (path.endswith("/") or path.endswith(".html") or path == auth.ui_prefix)
+    ):
         accept = dict(scope.get("headers") or []).get(b"accept", b"")
         return b"text/html" in accept
     return False
@@ -137,24 +142,40 @@ class AuthMiddleware:
         self._open = auth.open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.auth.enabled or scope["path"] in self._open \
-                or self.auth.authorized(scope):
+        if (
+            scope["type"] != "http"
+            or not self.auth.enabled
+            or scope["path"] in self._open
+            or self.auth.authorized(scope)
+        ):
             await self.app(scope, receive, send)
             return
         if _wants_page(scope, self.auth):
-            target = scope["path"] + ("?" + scope["query_string"].decode("latin-1")
-                                      if scope.get("query_string") else "")
+            target = scope["path"] + (
+                "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
+            )
             response = RedirectResponse(
-                f"{self.auth.ui_prefix}/login?next={quote(target, safe='')}", status_code=303)
+                f"{self.auth.ui_prefix}/login?next={quote(target, safe='')}", status_code=303
+            )
             await response(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization")
-        msg = ("You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
-               if given is None else "Incorrect API key provided.")
+        msg = (
+            "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
+            if given is None
+            else "Incorrect API key provided."
+        )
         refusal = logprobe_error_response(AuthenticationError(msg))
         refusal.headers["WWW-Authenticate"] = "Bearer"
         await refusal(scope, receive, send)
 
 
-__all__ = ["CSRF_HEADER", "OPEN_PATHS", "SESSION_COOKIE", "SESSION_TTL_S", "AuthMiddleware",
-           "KeyAuth", "session_cookie"]
+__all__ = [
+    "CSRF_HEADER",
+    "OPEN_PATHS",
+    "SESSION_COOKIE",
+    "SESSION_TTL_S",
+    "AuthMiddleware",
+    "KeyAuth",
+    "session_cookie",
+]

@@ -33,11 +33,19 @@ def check_range(param: str, value: int | None, lo: int, hi: int) -> None:
     if value is None:
         return
     if value < lo:
-        raise _bad(param, f"Invalid '{param}': integer below minimum value. Expected a value >= "
-                   f"{lo}, but got {value} instead.", "integer_below_min_value")
+        raise _bad(
+            param,
+            f"Invalid '{param}': integer below minimum value. Expected a value >= "
+            f"{lo}, but got {value} instead.",
+            "integer_below_min_value",
+        )
     if value > hi:
-        raise _bad(param, f"Invalid '{param}': integer above maximum value. Expected a value <= "
-                   f"{hi}, but got {value} instead.", "integer_above_max_value")
+        raise _bad(
+            param,
+            f"Invalid '{param}': integer above maximum value. Expected a value <= "
+            f"{hi}, but got {value} instead.",
+            "integer_above_max_value",
+        )
 
 
 def logprob_mode(name: str | None) -> LogprobMode:
@@ -48,7 +56,7 @@ def logprob_mode(name: str | None) -> LogprobMode:
 
 
 def logit_bias(raw: dict[str, float] | None, n_vocab: int) -> dict[int, float] | None:
-    """OpenAI's ``{"token id as string": bias}`` -> ``{id: bias}``; ids checked against the vocab."""
+    """OpenAI's ``{"token id as string": bias}`` -> ``{id: bias}`` (ids checked against vocab)."""
     if not raw:
         return None
     out: dict[int, float] = {}
@@ -56,11 +64,15 @@ def logit_bias(raw: dict[str, float] | None, n_vocab: int) -> dict[int, float] |
         try:
             token_id = int(key)
         except ValueError:
-            raise _bad("logit_bias", f"Invalid 'logit_bias': keys must be token ids, got "
-                       f"{key!r}.") from None
+            raise _bad(
+                "logit_bias", f"Invalid 'logit_bias': keys must be token ids, got {key!r}."
+            ) from None
         if not 0 <= token_id < n_vocab:
-            raise _bad("logit_bias", f"Invalid 'logit_bias': token id {token_id} is outside the "
-                       f"vocabulary (0..{n_vocab - 1}).")
+            raise _bad(
+                "logit_bias",
+                f"Invalid 'logit_bias': token id {token_id} is outside the "
+                f"vocabulary (0..{n_vocab - 1}).",
+            )
         out[token_id] = bias
     return out
 
@@ -73,8 +85,11 @@ def _text_of(content: Any, param: str, text_types: tuple[str, ...]) -> str:
     parts = []
     for j, part in enumerate(content):
         if part.type not in text_types:
-            raise _bad(f"{param}[{j}].type", f"Invalid content part type {part.type!r}: this "
-                       f"server serves a text model and accepts only {', '.join(text_types)} parts.")
+            raise _bad(
+                f"{param}[{j}].type",
+                f"Invalid content part type {part.type!r}: this "
+                f"server serves a text model and accepts only {', '.join(text_types)} parts.",
+            )
         if part.text is None:
             raise _bad(f"{param}[{j}].text", "Missing required parameter: 'text'.")
         parts.append(part.text)
@@ -111,26 +126,34 @@ def _common(req: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]:
 
 def _refuse_prompt_logprobs_stream(req: ChatCompletionRequest | CompletionRequest) -> None:
     if req.stream and req.prompt_logprobs is not None:
-        raise _bad("prompt_logprobs", "'prompt_logprobs' is not available with 'stream': true "
-                   "(as in vLLM); use 'echo' on /v1/completions to stream prompt logprobs.")
+        raise _bad(
+            "prompt_logprobs",
+            "'prompt_logprobs' is not available with 'stream': true "
+            "(as in vLLM); use 'echo' on /v1/completions to stream prompt logprobs.",
+        )
 
 
 def chat_params(
     req: ChatCompletionRequest, *, max_logprobs: int, n_vocab: int, default_max_tokens: int
 ) -> GenerationParams:
     if req.top_logprobs is not None and not req.logprobs:
-        raise _bad("top_logprobs", "Invalid 'top_logprobs': 'logprobs' must be set to true when "
-                   "'top_logprobs' is used.")
+        raise _bad(
+            "top_logprobs",
+            "Invalid 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
+        )
     check_range("top_logprobs", req.top_logprobs, 0, max_logprobs)
     check_range("prompt_logprobs", req.prompt_logprobs, 0, max_logprobs)
     if req.tools:
         raise _bad("tools", "Tool calling is not supported by this server.")
     if req.response_format is not None and req.response_format.type != "text":
-        raise _bad("response_format.type", f"response_format type "
-                   f"{req.response_format.type!r} is not supported; only 'text'.")
+        raise _bad(
+            "response_format.type",
+            f"response_format type {req.response_format.type!r} is not supported; only 'text'.",
+        )
     _refuse_prompt_logprobs_stream(req)
-    max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None \
-        else req.max_tokens
+    max_tokens = (
+        req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    )
     return GenerationParams.make(
         max_logprobs=max_logprobs,
         max_tokens=default_max_tokens if max_tokens is None else max_tokens,
@@ -182,8 +205,11 @@ def completion_prompts(prompt: Any, n_vocab: int) -> list[str | list[int]]:
                 raise _bad(f"prompt[{i}]", "Invalid 'prompt': a token list must not be empty.")
             bad = [t for t in p if not 0 <= t < n_vocab]
             if bad:
-                raise _bad("prompt", f"Invalid 'prompt': token id {bad[0]} is outside the "
-                           f"vocabulary (0..{n_vocab - 1}).")
+                raise _bad(
+                    "prompt",
+                    f"Invalid 'prompt': token id {bad[0]} is outside the "
+                    f"vocabulary (0..{n_vocab - 1}).",
+                )
     return prompts
 
 
@@ -197,10 +223,8 @@ def responses_messages(req: ResponsesRequest) -> list[dict[str, str]]:
     if not req.input:
         raise _bad("input", "Invalid 'input': must not be empty.")
     for i, item in enumerate(req.input):
-        text = _text_of(item.content, f"input[{i}].content",
-                        ("input_text", "output_text", "text"))
-        msgs.append({"role": "system" if item.role == "developer" else item.role,
-                     "content": text})
+        text = _text_of(item.content, f"input[{i}].content", ("input_text", "output_text", "text"))
+        msgs.append({"role": "system" if item.role == "developer" else item.role, "content": text})
     return msgs
 
 
@@ -209,14 +233,20 @@ def responses_params(
 ) -> GenerationParams:
     unknown = [x for x in (req.include or []) if x != LOGPROBS_INCLUDE]
     if unknown:
-        raise _bad("include", f"Invalid 'include' value {unknown[0]!r}: this server supports "
-                   f"only {LOGPROBS_INCLUDE!r}.")
+        raise _bad(
+            "include",
+            f"Invalid 'include' value {unknown[0]!r}: this server supports "
+            f"only {LOGPROBS_INCLUDE!r}.",
+        )
     check_range("top_logprobs", req.top_logprobs, 0, max_logprobs)
     if req.tools:
         raise _bad("tools", "Tool calling is not supported by this server.")
     if req.previous_response_id:
-        raise _bad("previous_response_id", "Stored responses are not supported by this server; "
-                   "send the whole conversation in 'input'.")
+        raise _bad(
+            "previous_response_id",
+            "Stored responses are not supported by this server; "
+            "send the whole conversation in 'input'.",
+        )
     fmt = req.text.format if req.text is not None else None
     if fmt is not None and fmt.type != "text":
         raise _bad("text.format.type", f"text format {fmt.type!r} is not supported; only 'text'.")

@@ -41,11 +41,17 @@ class DrainMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         owner = scope.get("app")
-        if scope["type"] == "http" and owner is not None and \
-                getattr(owner.state, "draining", False):
-            response = logprobe_error_response(ServerDrainingError(
-                "The server is shutting down; retry on another instance or later.",
-                code="server_shutting_down"))
+        if (
+            scope["type"] == "http"
+            and owner is not None
+            and getattr(owner.state, "draining", False)
+        ):
+            response = logprobe_error_response(
+                ServerDrainingError(
+                    "The server is shutting down; retry on another instance or later.",
+                    code="server_shutting_down",
+                )
+            )
             response.headers["Retry-After"] = "5"
             response.headers["Connection"] = "close"
             await response(scope, receive, send)
@@ -56,8 +62,9 @@ class DrainMiddleware:
 class DrainingServer(uvicorn.Server):
     """uvicorn's server with a draining first SIGTERM (see the module docstring)."""
 
-    def __init__(self, config: uvicorn.Config, app: Any,
-                 drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: Any, drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
+    ) -> None:
         super().__init__(config)
         self._app = app
         self.drain_timeout_s = drain_timeout_s
@@ -68,10 +75,14 @@ class DrainingServer(uvicorn.Server):
             self._drain_started = True
             self._app.state.draining = True
             in_flight = self._app.state.serving.stats.in_flight
-            logger.warning("SIGTERM: draining %d request(s) in flight (at most %g s); new "
-                           "requests get 503", in_flight, self.drain_timeout_s)
-            threading.Thread(target=self._exit_when_idle, name="logprobe-drain",
-                             daemon=True).start()
+            logger.warning(
+                "SIGTERM: draining %d request(s) in flight (at most %g s); new requests get 503",
+                in_flight,
+                self.drain_timeout_s,
+            )
+            threading.Thread(
+                target=self._exit_when_idle, name="logprobe-drain", daemon=True
+            ).start()
             return
         super().handle_exit(sig, frame)
 
@@ -81,12 +92,12 @@ class DrainingServer(uvicorn.Server):
         while stats.in_flight > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         if stats.in_flight:
-            logger.warning("drain timeout: stopping with %d request(s) still in flight",
-                           stats.in_flight)
+            logger.warning(
+                "drain timeout: stopping with %d request(s) still in flight", stats.in_flight
+            )
         else:
             logger.info("drained: no request in flight; shutting down")
         self.should_exit = True
 
 
-__all__ = ["DEFAULT_DRAIN_TIMEOUT_S", "DrainMiddleware", "DrainingServer",
-           "ServerDrainingError"]
+__all__ = ["DEFAULT_DRAIN_TIMEOUT_S", "DrainMiddleware", "DrainingServer", "ServerDrainingError"]

@@ -45,27 +45,35 @@ class AuthenticationError(LogprobeError):
 
 
 def error_body(
-    message: str, type_: str = "invalid_request_error", param: str | None = None,
+    message: str,
+    type_: str = "invalid_request_error",
+    param: str | None = None,
     code: str | int | None = None,
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def error_response(
-    status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-    code: str | int | None = None, headers: Mapping[str, str] | None = None,
+    status: int,
+    message: str,
+    type_: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | int | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     body = json.dumps(error_body(message, type_, param, code), ensure_ascii=False)
-    return Response(body, status_code=status, media_type="application/json",
-                    headers=dict(headers or {}))
+    return Response(
+        body, status_code=status, media_type="application/json", headers=dict(headers or {})
+    )
 
 
 def logprobe_error_response(exc: LogprobeError) -> Response:
     headers = {}
     if isinstance(exc, ServerBusyError):
         headers["Retry-After"] = str(exc.retry_after)
-    return error_response(exc.status_code, exc.message, exc.error_type, exc.param, exc.code,
-                          headers)
+    return error_response(
+        exc.status_code, exc.message, exc.error_type, exc.param, exc.code, headers
+    )
 
 
 def field_path(loc: Sequence[str | int], body: Any, *, missing: bool = False) -> str | None:
@@ -112,8 +120,12 @@ def validation_error_response(exc: RequestValidationError) -> Response:
         ctx = first.get("ctx") or {}
         detail = ctx.get("error") or first.get("msg", "")
         return error_response(
-            400, f"We could not parse the JSON body of your request ({detail}). "
-            "The body must be valid JSON.", param=None, code="invalid_json")
+            400,
+            f"We could not parse the JSON body of your request ({detail}). "
+            "The body must be valid JSON.",
+            param=None,
+            code="invalid_json",
+        )
     missing = first.get("type") == "missing"
     chosen, param = first, field_path(first.get("loc", ()), exc.body, missing=missing)
     if param is not None and not missing:
@@ -128,8 +140,9 @@ def validation_error_response(exc: RequestValidationError) -> Response:
         message = f"Invalid request body: {msg}."
     else:
         message = f"Invalid type for '{param}': {msg}."
-    return error_response(400, message, param=param,
-                          code="missing_required_parameter" if missing else "invalid_type")
+    return error_response(
+        400, message, param=param, code="missing_required_parameter" if missing else "invalid_type"
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -159,8 +172,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("%s %s: unexpected error", request.method, request.url.path)
-        return error_response(500, f"The server had an error while processing your request "
-                              f"({type(exc).__name__}).", "server_error")
+        return error_response(
+            500,
+            f"The server had an error while processing your request ({type(exc).__name__}).",
+            "server_error",
+        )
 
 
 __all__ = [

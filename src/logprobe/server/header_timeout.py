@@ -51,8 +51,10 @@ def header_timeout_protocol(header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S) 
             # IDLE: no complete request head since the timer was armed (a request whose headers
             # arrived has moved on to SEND_BODY or DONE; its body has its own time limit)
             if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                logger.info("closing a connection that sent no complete request headers in "
-                            "%g s", header_timeout_s)
+                logger.info(
+                    "closing a connection that sent no complete request headers in %g s",
+                    header_timeout_s,
+                )
                 self.transport.close()
 
     return HeaderTimeoutH11Protocol

@@ -36,12 +36,12 @@ MAX_BODY_ENV = "LOGPROBE_MAX_BODY"
 class RequestBounds:
     """What one request may ask for (documented in docs/SECURITY.md)."""
 
-    max_prompts: int = 128          # items in a /v1/completions prompt list
-    max_choices: int = 256          # prompts x n, sequences one request may start
-    max_n: int = 128                # n (the engine's own cap)
-    max_logit_bias: int = 1024      # entries in logit_bias
-    max_stop: int = 16              # stop sequences
-    max_stop_chars: int = 256       # characters in one stop sequence
+    max_prompts: int = 128  # items in a /v1/completions prompt list
+    max_choices: int = 256  # prompts x n, sequences one request may start
+    max_n: int = 128  # n (the engine's own cap)
+    max_logit_bias: int = 1024  # entries in logit_bias
+    max_stop: int = 16  # stop sequences
+    max_stop_chars: int = 256  # characters in one stop sequence
 
 
 DEFAULT_BOUNDS = RequestBounds()
@@ -66,8 +66,9 @@ def parse_size(text: str) -> int:
     try:
         value = int(float(raw) * mult)
     except ValueError:
-        raise InvalidRequestError(f"not a size: {text!r} (use e.g. 4MB, 512k or 1048576)",
-                                  param="max_body") from None
+        raise InvalidRequestError(
+            f"not a size: {text!r} (use e.g. 4MB, 512k or 1048576)", param="max_body"
+        ) from None
     if value < 1024:
         raise InvalidRequestError(f"body size limit {text!r} is below 1 KiB", param="max_body")
     return value
@@ -85,8 +86,12 @@ class _Refused(Exception):
 class BodyLimitMiddleware:
     """413 for bodies over ``max_body_bytes``, 408 for bodies slower than ``body_timeout_s``."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
@@ -94,7 +99,9 @@ class BodyLimitMiddleware:
     def _too_large(self) -> PayloadTooLargeError:
         return PayloadTooLargeError(
             f"Request body too large: the limit is {self.max_body_bytes} bytes "
-            f"(logprobe serve --max-body).", code="request_too_large")
+            f"(logprobe serve --max-body).",
+            code="request_too_large",
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,8 +110,9 @@ class BodyLimitMiddleware:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             if not length.strip().isdigit():
-                err: LogprobeError = InvalidRequestError("Invalid Content-Length header.",
-                                                         code="invalid_request")
+                err: LogprobeError = InvalidRequestError(
+                    "Invalid Content-Length header.", code="invalid_request"
+                )
                 await logprobe_error_response(err)(scope, receive, send)
                 return
             if int(length) > self.max_body_bytes:
@@ -136,9 +144,12 @@ class BodyLimitMiddleware:
             with anyio.move_on_after(max(0.0, deadline - anyio.current_time())) as waited:
                 message = await receive()
             if waited.cancelled_caught:
-                return await refuse(RequestTimeoutError(
-                    f"The request body did not arrive within {self.body_timeout_s:g} s.",
-                    code="request_timeout"))
+                return await refuse(
+                    RequestTimeoutError(
+                        f"The request body did not arrive within {self.body_timeout_s:g} s.",
+                        code="request_timeout",
+                    )
+                )
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
                 if state["received"] > self.max_body_bytes:
@@ -172,8 +183,12 @@ class SendTimeoutMiddleware:
                 await send(message)
             if scope_.cancelled_caught:
                 stalled = True
-                logger.warning("%s %s: client stopped reading for %g s; response abandoned",
-                               scope.get("method"), scope.get("path"), self.send_timeout_s)
+                logger.warning(
+                    "%s %s: client stopped reading for %g s; response abandoned",
+                    scope.get("method"),
+                    scope.get("path"),
+                    self.send_timeout_s,
+                )
                 raise OSError("client stopped reading")
 
         try:
@@ -196,7 +211,10 @@ def check_request(body: Any, bounds: RequestBounds = DEFAULT_BOUNDS) -> None:
     if n_prompts * n > bounds.max_choices:
         raise InvalidRequestError(
             f"Invalid 'n': {n_prompts} prompts x n={n} asks for {n_prompts * n} sequences; at "
-            f"most {bounds.max_choices} per request.", param="n", code="integer_above_max_value")
+            f"most {bounds.max_choices} per request.",
+            param="n",
+            code="integer_above_max_value",
+        )
     bias = getattr(body, "logit_bias", None)
     if bias:
         _at_most("logit_bias", len(bias), bounds.max_logit_bias, "entries")
@@ -207,15 +225,19 @@ def check_request(body: Any, bounds: RequestBounds = DEFAULT_BOUNDS) -> None:
         if isinstance(s, str) and len(s) > bounds.max_stop_chars:
             raise InvalidRequestError(
                 f"Invalid 'stop': a stop sequence has {len(s)} characters; at most "
-                f"{bounds.max_stop_chars}.", param="stop" if isinstance(stop, str)
-                else f"stop[{i}]", code="string_above_max_length")
+                f"{bounds.max_stop_chars}.",
+                param="stop" if isinstance(stop, str) else f"stop[{i}]",
+                code="string_above_max_length",
+            )
 
 
 def _at_most(param: str, value: int, limit: int, what: str) -> None:
     if value > limit:
         raise InvalidRequestError(
-            f"Invalid '{param}': {value} {what}; at most {limit} per request.", param=param,
-            code="array_above_max_length" if param != "n" else "integer_above_max_value")
+            f"Invalid '{param}': {value} {what}; at most {limit} per request.",
+            param=param,
+            code="array_above_max_length" if param != "n" else "integer_above_max_value",
+        )
 
 
 __all__ = [

@@ -77,8 +77,12 @@ class DetokenizeResult(_Open):
 
 
 _MODELS: dict[str, type[BaseModel]] = {
-    "chat.completion": ChatCompletion, "text_completion": TextCompletion, "response": Response,
-    "ModelList": ModelList, "Health": Health, "TokenizeResult": TokenizeResult,
+    "chat.completion": ChatCompletion,
+    "text_completion": TextCompletion,
+    "response": Response,
+    "ModelList": ModelList,
+    "Health": Health,
+    "TokenizeResult": TokenizeResult,
     "DetokenizeResult": DetokenizeResult,
 }
 _ERRORS = {
@@ -94,9 +98,14 @@ _ERRORS = {
 
 
 SSE_EVENT: dict[str, Any] = {
-    "type": "object", "description": "One server-sent event: 'data' is a JSON chunk (or '[DONE]')",
-    "properties": {"event": {"type": "string"}, "data": {"type": "string"},
-                   "id": {"type": "string"}, "retry": {"type": "integer"}},
+    "type": "object",
+    "description": "One server-sent event: 'data' is a JSON chunk (or '[DONE]')",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
     "required": ["data"],
 }
 
@@ -107,9 +116,12 @@ def _errors(statuses: list[int]) -> dict[int | str, dict[str, Any]]:
 
 def generation(kind: str) -> dict[int | str, dict[str, Any]]:
     """Responses of a generation route: JSON, or ``text/event-stream`` with ``stream: true``."""
-    ok: dict[str, Any] = {"model": _MODELS[kind], "description": "The result, or with "
-                          "'stream': true a text/event-stream of chunks ending in [DONE]",
-                          "content": {"text/event-stream": {"schema": SSE_EVENT}}}
+    ok: dict[str, Any] = {
+        "model": _MODELS[kind],
+        "description": "The result, or with "
+        "'stream': true a text/event-stream of chunks ending in [DONE]",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    }
     return {200: ok, **_errors([400, 401, 404, 408, 413, 429, 500, 503])}
 
 
@@ -134,8 +146,11 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _drop_422(get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes))
+            app.openapi_schema = _drop_422(
+                get_openapi(
+                    title=app.title, version=app.version, summary=app.summary, routes=app.routes
+                )
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -27,9 +27,17 @@ Prompt = str | Sequence[Mapping[str, Any]]
 class StoreLike(Protocol):
     """What the server needs of :class:`logprobe.store.Store`."""
 
-    def record(self, run: Any, prompt: Any, completion: Completion, params: Any = None, *,
-               correct: bool | None = None, meta: Mapping[str, Any] | None = None,
-               latency_ms: float | None = None) -> Any: ...
+    def record(
+        self,
+        run: Any,
+        prompt: Any,
+        completion: Completion,
+        params: Any = None,
+        *,
+        correct: bool | None = None,
+        meta: Mapping[str, Any] | None = None,
+        latency_ms: float | None = None,
+    ) -> Any: ...
 
 
 class Recorder:
@@ -43,24 +51,40 @@ class Recorder:
         self._lock = threading.Lock()
         self._gap: tuple[float, int] | None = None  # (when the current gap began, responses lost)
 
-    def record(self, endpoint: str, prompt: Prompt, completion: Completion,
-               params: GenerationParams, started: float) -> None:
+    def record(
+        self,
+        endpoint: str,
+        prompt: Prompt,
+        completion: Completion,
+        params: GenerationParams,
+        started: float,
+    ) -> None:
         """Write one response; a failure (store down, disk full) is logged, never raised, and
         the first success after failures logs the gap (how long, how many responses)."""
         latency_ms = (time.perf_counter() - started) * 1000.0
         try:
-            self.store.record(self.run, prompt, completion, params,
-                              meta={"endpoint": endpoint, "server": "logprobe"},
-                              latency_ms=latency_ms)
+            self.store.record(
+                self.run,
+                prompt,
+                completion,
+                params,
+                meta={"endpoint": endpoint, "server": "logprobe"},
+                latency_ms=latency_ms,
+            )
         except Exception as exc:  # noqa: BLE001 - the store must never fail a request
-            message = exc.message if isinstance(exc, LogprobeError) else \
-                f"{type(exc).__name__}: {exc}"
+            message = (
+                exc.message if isinstance(exc, LogprobeError) else f"{type(exc).__name__}: {exc}"
+            )
             with self._lock:
                 self.failed += 1
                 since, lost = self._gap or (time.time(), 0)
                 self._gap = (since, lost + 1)
-            logger.error("could not record %s request into run %r: %s", endpoint, self.run,
-                         message.splitlines()[0] if message else type(exc).__name__)
+            logger.error(
+                "could not record %s request into run %r: %s",
+                endpoint,
+                self.run,
+                message.splitlines()[0] if message else type(exc).__name__,
+            )
             return
         with self._lock:
             self.recorded += 1
@@ -69,8 +93,12 @@ class Recorder:
             since, lost = gap
             logger.warning(
                 "recording into run %r resumed: gap of %.1f s since %s, %d response(s) not "
-                "recorded", self.run, time.time() - since,
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)), lost)
+                "recorded",
+                self.run,
+                time.time() - since,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)),
+                lost,
+            )
 
 
 class StreamCollector:
@@ -92,17 +120,33 @@ class StreamCollector:
     def n_tokens(self) -> int:
         return sum(len(t) for t in self.tokens)
 
-    def completion(self, model: str, prompt_tokens: int, mode: LogprobMode,
-                   indices: Sequence[int] | None = None, rid: str | None = None) -> Completion:
+    def completion(
+        self,
+        model: str,
+        prompt_tokens: int,
+        mode: LogprobMode,
+        indices: Sequence[int] | None = None,
+        rid: str | None = None,
+    ) -> Completion:
         idx = list(range(len(self.texts))) if indices is None else list(indices)
         choices = tuple(
-            Choice(text=self.texts[i], tokens=tuple(self.tokens[i]),
-                   finish_reason=self.finish[i], index=k)  # type: ignore[arg-type]
+            Choice(
+                text=self.texts[i],
+                tokens=tuple(self.tokens[i]),
+                finish_reason=self.finish[i],  # type: ignore[arg-type]
+                index=k,
+            )
             for k, i in enumerate(idx)
         )
         usage = Usage(prompt_tokens, sum(len(self.tokens[i]) for i in idx))
-        return Completion(choices=choices, model=model, usage=usage, logprob_mode=mode, id=rid,
-                          created=int(time.time()))
+        return Completion(
+            choices=choices,
+            model=model,
+            usage=usage,
+            logprob_mode=mode,
+            id=rid,
+            created=int(time.time()),
+        )
 
 
 __all__ = ["Recorder", "StoreLike", "StreamCollector"]

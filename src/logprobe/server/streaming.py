@@ -40,9 +40,13 @@ class ServerStats:
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return {"requests": self.requests, "rejected": self.rejected,
-                    "in_flight": self.in_flight, "stream_events": self.stream_events,
-                    "streams_cancelled": self.streams_cancelled}
+            return {
+                "requests": self.requests,
+                "rejected": self.rejected,
+                "in_flight": self.in_flight,
+                "stream_events": self.stream_events,
+                "streams_cancelled": self.streams_cancelled,
+            }
 
 
 class Slot:
@@ -76,7 +80,8 @@ class Admission:
                 raise ServerBusyError(
                     f"The server is busy: {self._stats.in_flight} requests in flight (limit "
                     f"{self.max_in_flight}). Retry after {self.retry_after} s.",
-                    retry_after=self.retry_after)
+                    retry_after=self.retry_after,
+                )
             self._stats.add("in_flight")
             self._stats.add("requests")
         return Slot(self._stats)
@@ -87,8 +92,7 @@ def close_iterator(iterator: Iterator[Any]) -> None:
 
     A generator closed before its first ``next()`` never enters its body, so its ``finally``
     would not run; such a generator is started first (this waits for its first item)."""
-    if inspect.isgenerator(iterator) and inspect.getgeneratorstate(iterator) == \
-            inspect.GEN_CREATED:
+    if inspect.isgenerator(iterator) and inspect.getgeneratorstate(iterator) == inspect.GEN_CREATED:
         try:
             next(iterator)
         except Exception:  # already failed or empty: nothing left to cancel
@@ -115,8 +119,12 @@ class ThreadedStream:
     raises whatever a source raised. :meth:`close` stops every source.
     """
 
-    def __init__(self, factories: Sequence[Callable[[], Iterator[Any]]], stats: ServerStats,
-                 max_threads: int = 8):
+    def __init__(
+        self,
+        factories: Sequence[Callable[[], Iterator[Any]]],
+        stats: ServerStats,
+        max_threads: int = 8,
+    ):
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         self._stop = threading.Event()
@@ -244,11 +252,21 @@ class SSEResponse(Response):
 
                 tg.start_soon(watch_disconnect)
                 try:
-                    await send({"type": "http.response.start", "status": self.status_code,
-                                "headers": self.raw_headers})
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": self.status_code,
+                            "headers": self.raw_headers,
+                        }
+                    )
                     async for frame in self._frames:
-                        await send({"type": "http.response.body", "body": frame.encode("utf-8"),
-                                    "more_body": True})
+                        await send(
+                            {
+                                "type": "http.response.body",
+                                "body": frame.encode("utf-8"),
+                                "more_body": True,
+                            }
+                        )
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except OSError:  # client disconnected while we were sending
                     pass

@@ -51,9 +51,15 @@ class TokenDelta:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": self.status, "position_a": self.position_a, "position_b": self.position_b,
-            "token_a": self.token_a, "token_b": self.token_b, "logprob_a": self.logprob_a,
-            "logprob_b": self.logprob_b, "delta": self.delta, "prob_delta": self.prob_delta,
+            "status": self.status,
+            "position_a": self.position_a,
+            "position_b": self.position_b,
+            "token_a": self.token_a,
+            "token_b": self.token_b,
+            "logprob_a": self.logprob_a,
+            "logprob_b": self.logprob_b,
+            "delta": self.delta,
+            "prob_delta": self.prob_delta,
         }
 
 
@@ -83,14 +89,24 @@ class PromptDiff:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "prompt": self.prompt, "status": self.status, "delta_mean_logprob": self.delta,
-            "response_a": self.a.id, "response_b": self.b.id,
-            "text_a": self.a.text, "text_b": self.b.text, "same_text": self.a.text == self.b.text,
-            "mean_logprob_a": self.a.mean_logprob, "mean_logprob_b": self.b.mean_logprob,
-            "min_logprob_a": self.a.min_logprob, "min_logprob_b": self.b.min_logprob,
-            "perplexity_a": self.a.perplexity, "perplexity_b": self.b.perplexity,
-            "n_tokens_a": self.a.n_tokens, "n_tokens_b": self.b.n_tokens,
-            "correct_a": self.a.correct, "correct_b": self.b.correct,
+            "prompt": self.prompt,
+            "status": self.status,
+            "delta_mean_logprob": self.delta,
+            "response_a": self.a.id,
+            "response_b": self.b.id,
+            "text_a": self.a.text,
+            "text_b": self.b.text,
+            "same_text": self.a.text == self.b.text,
+            "mean_logprob_a": self.a.mean_logprob,
+            "mean_logprob_b": self.b.mean_logprob,
+            "min_logprob_a": self.a.min_logprob,
+            "min_logprob_b": self.b.min_logprob,
+            "perplexity_a": self.a.perplexity,
+            "perplexity_b": self.b.perplexity,
+            "n_tokens_a": self.a.n_tokens,
+            "n_tokens_b": self.b.n_tokens,
+            "correct_a": self.a.correct,
+            "correct_b": self.b.correct,
             "n_changed_tokens": self.n_changed_tokens,
             "tokens": [t.to_dict() for t in self.tokens],
         }
@@ -119,15 +135,23 @@ class Comparison:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "run_a": self.run_a.name, "run_b": self.run_b.name, "n_common": len(self.rows),
-            "n_regressed": self.n_regressed, "n_improved": self.n_improved,
+            "run_a": self.run_a.name,
+            "run_b": self.run_b.name,
+            "n_common": len(self.rows),
+            "n_regressed": self.n_regressed,
+            "n_improved": self.n_improved,
             "mean_delta_mean_logprob": self.mean_delta,
-            "only_a": len(self.only_a), "only_b": len(self.only_b),
+            "only_a": len(self.only_a),
+            "only_b": len(self.only_b),
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.summary(), "rows": [r.to_dict() for r in self.rows],
-                "prompts_only_a": list(self.only_a), "prompts_only_b": list(self.only_b)}
+        return {
+            **self.summary(),
+            "rows": [r.to_dict() for r in self.rows],
+            "prompts_only_a": list(self.only_a),
+            "prompts_only_b": list(self.only_b),
+        }
 
 
 def _key(t: TokenLogprob) -> bytes:
@@ -152,14 +176,23 @@ def align_tokens(a: Sequence[TokenLogprob], b: Sequence[TokenLogprob]) -> list[T
     return out
 
 
-def _pair(status: TokenStatus, i: int | None, j: int | None,
-          a: Sequence[TokenLogprob], b: Sequence[TokenLogprob]) -> TokenDelta:
+def _pair(
+    status: TokenStatus,
+    i: int | None,
+    j: int | None,
+    a: Sequence[TokenLogprob],
+    b: Sequence[TokenLogprob],
+) -> TokenDelta:
     ta = None if i is None else a[i]
     tb = None if j is None else b[j]
     return TokenDelta(
-        status=status, position_a=i, position_b=j,
-        token_a=None if ta is None else ta.token, token_b=None if tb is None else tb.token,
-        logprob_a=None if ta is None else ta.logprob, logprob_b=None if tb is None else tb.logprob,
+        status=status,
+        position_a=i,
+        position_b=j,
+        token_a=None if ta is None else ta.token,
+        token_b=None if tb is None else tb.token,
+        logprob_a=None if ta is None else ta.logprob,
+        logprob_b=None if tb is None else tb.logprob,
     )
 
 
@@ -177,8 +210,9 @@ def first_by_prompt(responses: Sequence[StoredResponse]) -> dict[str, StoredResp
     return out
 
 
-def compare_runs(store: Store, run_a: str | Run, run_b: str | Run, *,
-                 token_limit: int = 20) -> Comparison:
+def compare_runs(
+    store: Store, run_a: str | Run, run_b: str | Run, *, token_limit: int = 20
+) -> Comparison:
     ra = run_a if isinstance(run_a, Run) else store.run(run_a)
     rb = run_b if isinstance(run_b, Run) else store.run(run_b)
     by_a = first_by_prompt(store.responses(ra))
@@ -191,14 +225,18 @@ def compare_runs(store: Store, run_a: str | Run, run_b: str | Run, *,
         tokens: tuple[TokenDelta, ...] = ()
         changed = 0
         if token_limit > 0:
-            deltas = align_tokens(store.tokens(resp_a.id, alternatives=False),
-                                  store.tokens(resp_b.id, alternatives=False))
+            deltas = align_tokens(
+                store.tokens(resp_a.id, alternatives=False),
+                store.tokens(resp_b.id, alternatives=False),
+            )
             tokens = worst_tokens(deltas, token_limit)
             changed = sum(1 for d in deltas if d.status != "same")
         rows.append(PromptDiff(prompt, resp_a, resp_b, tokens, changed))
     rows.sort(key=lambda r: (r.delta is None, r.delta if r.delta is not None else 0.0))
     return Comparison(
-        run_a=ra, run_b=rb, rows=tuple(rows),
+        run_a=ra,
+        run_b=rb,
+        rows=tuple(rows),
         only_a=tuple(p for p in by_a if p not in by_b),
         only_b=tuple(p for p in by_b if p not in by_a),
     )

@@ -61,8 +61,13 @@ class ImportReport:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "imported": self.imported, "n_tokens": self.n_tokens,
-                "skipped": [str(i) for i in self.skipped], "seconds": round(self.seconds, 3)}
+        return {
+            "run": self.run,
+            "imported": self.imported,
+            "n_tokens": self.n_tokens,
+            "skipped": [str(i) for i in self.skipped],
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def _no_nan(name: str) -> float:
@@ -75,8 +80,9 @@ def _loads(text: str) -> Any:
     return json.loads(text, parse_constant=_no_nan)
 
 
-def read_items(path: Path, progress: Callable[[int], None] | None = None
-               ) -> Iterator[tuple[str, Any]]:
+def read_items(
+    path: Path, progress: Callable[[int], None] | None = None
+) -> Iterator[tuple[str, Any]]:
     """``(where, value)`` for each item; ``value`` is an :class:`ImportIssue` when the item is
     not valid JSON. Raises :class:`InvalidRequestError` when the file cannot be read at all."""
     try:
@@ -101,8 +107,12 @@ def read_items(path: Path, progress: Callable[[int], None] | None = None
             doc = _loads(text)
         except json.JSONDecodeError as e:
             if not e.msg.startswith("Extra data"):
-                yield "file", ImportIssue("file", f"invalid JSON: {e.msg} (line {e.lineno} "
-                                                  f"column {e.colno})")
+                yield (
+                    "file",
+                    ImportIssue(
+                        "file", f"invalid JSON: {e.msg} (line {e.lineno} column {e.colno})"
+                    ),
+                )
                 return
         except ValueError as e:
             yield "file", ImportIssue("file", str(e))
@@ -173,8 +183,13 @@ def to_item(obj: Any, provider: str | None = None) -> ImportItem:
     params = obj.get("params")
     if not isinstance(params, Mapping):
         params = {k: v for k, v in request.items() if k not in _PROMPT_KEYS}
-    return ImportItem(prompt=prompt, completion=to_completion(response, provider),
-                      params=jsonable(params), correct=_correct(obj.get("correct")), meta=meta)
+    return ImportItem(
+        prompt=prompt,
+        completion=to_completion(response, provider),
+        params=jsonable(params),
+        correct=_correct(obj.get("correct")),
+        meta=meta,
+    )
 
 
 def _prompt(obj: Mapping[str, Any], request: Mapping[str, Any]) -> Prompt:
@@ -216,8 +231,9 @@ class ImportRow:
             return ImportIssue(where, f"cannot read this item ({type(e).__name__}: {e})")
 
 
-def _read(path: Path, progress: Callable[[int], None] | None, provider: str | None,
-          executor: Any | None) -> Iterator[ImportItem | ImportIssue]:
+def _read(
+    path: Path, progress: Callable[[int], None] | None, provider: str | None, executor: Any | None
+) -> Iterator[ImportItem | ImportIssue]:
     fn = ImportRow(provider)
     entries = read_items(path, progress)
     if executor is None:
@@ -225,15 +241,26 @@ def _read(path: Path, progress: Callable[[int], None] | None, provider: str | No
             yield fn(None, entry)
         return
     for outcome in executor.map(fn, entries):
-        yield outcome.result if outcome.result is not None else \
-            ImportIssue(outcome.item[0], outcome.error or "failed")
+        yield (
+            outcome.result
+            if outcome.result is not None
+            else ImportIssue(outcome.item[0], outcome.error or "failed")
+        )
 
 
-def import_file(store: Store, path: str | Path, run: str, *, append: bool = False,
-                skip_invalid: bool = False, model: str | None = None, tags: Sequence[str] = (),
-                provider: str | None = None,
-                progress: Callable[[int], None] | None = None,
-                executor: Any | None = None) -> ImportReport:
+def import_file(
+    store: Store,
+    path: str | Path,
+    run: str,
+    *,
+    append: bool = False,
+    skip_invalid: bool = False,
+    model: str | None = None,
+    tags: Sequence[str] = (),
+    provider: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    executor: Any | None = None,
+) -> ImportReport:
     """Import ``path`` into ``run`` in one transaction; see the module doc for the rules.
 
     ``executor`` (a :mod:`logprobe.execution` executor) reads and normalizes the items on its
@@ -244,8 +271,9 @@ def import_file(store: Store, path: str | Path, run: str, *, append: bool = Fals
     path = Path(path)
     started = time.perf_counter()
     if not append and _exists(store, run):
-        raise InvalidRequestError(f"run {run!r} already exists; pass --append to add to it",
-                                  param="run")
+        raise InvalidRequestError(
+            f"run {run!r} already exists; pass --append to add to it", param="run"
+        )
     issues: list[ImportIssue] = []
     imported = n_tokens = 0
     with store.transaction(action=f"importing {path.name} into run {run!r}") as conn:
@@ -257,8 +285,15 @@ def import_file(store: Store, path: str | Path, run: str, *, append: bool = Fals
                 continue  # keep reading only to report every problem; nothing will be kept
             if imported == 0:
                 store.create_run_in(conn, run, model=model or item.completion.model, tags=tags)
-            store.record_in(conn, run, item.prompt, item.completion, item.params,
-                            correct=item.correct, meta=item.meta)
+            store.record_in(
+                conn,
+                run,
+                item.prompt,
+                item.completion,
+                item.params,
+                correct=item.correct,
+                meta=item.meta,
+            )
             imported += 1
             n_tokens += sum(len(c.tokens) for c in item.completion.choices)
         if issues and not skip_invalid:
@@ -281,5 +316,7 @@ def _exists(store: Store, run: str) -> bool:
 def _failure(path: Path, issues: Sequence[ImportIssue]) -> str:
     shown = "; ".join(str(i) for i in issues[:3])
     more = f" (+{len(issues) - 3} more)" if len(issues) > 3 else ""
-    return (f"{path}: {len(issues)} malformed item(s), nothing imported: {shown}{more}. "
-            f"Fix them or pass --skip-invalid to import the valid ones")
+    return (
+        f"{path}: {len(issues)} malformed item(s), nothing imported: {shown}{more}. "
+        f"Fix them or pass --skip-invalid to import the valid ones"
+    )

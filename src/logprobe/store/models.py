@@ -19,7 +19,7 @@ class RunNotFoundError(StoreError):
 
 
 def iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,9 +158,7 @@ responses = Table(
 tokens = Table(
     "tokens",
     metadata,
-    Column(
-        "response_id", Id, ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True
-    ),
+    Column("response_id", Id, ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True),
     Column("part", SmallInteger, primary_key=True),  # 0 generated, 1 prompt
     Column("position", Integer, primary_key=True),
     Column("token", SafeText, nullable=False),
@@ -186,5 +184,15 @@ artifacts = Table(
 
 PART_COMPLETION = 0
 PART_PROMPT = 1
-TOKEN_COLUMNS = ("response_id", "part", "position", "token", "bytes", "token_id", "logprob",
-                 "rank", "entropy", "alternatives")
+TOKEN_COLUMNS = (
+    "response_id",
+    "part",
+    "position",
+    "token",
+    "bytes",
+    "token_id",
+    "logprob",
+    "rank",
+    "entropy",
+    "alternatives",
+)

@@ -17,8 +17,8 @@ from .classify import (
     first_token_label_logprobs,
     supports_scoring,
 )
-from .contextual import content_free_probs, fit_contextual_for
 from .compare import CompareReport, Segment, align, compare_texts
+from .contextual import content_free_probs, fit_contextual_for
 from .datasets import MCItem, TextRow, load_mc_items, parse_label_map, read_rows, subset, text_rows
 from .evaluate import (
     Loglikelihood,
@@ -35,8 +35,8 @@ from .prompting import DEFAULT_CLASSIFY_TEMPLATE, build_prompt
 from .rerank import RerankResult, rerank
 from .route import (
     RouteDecision,
-    RouteReport,
     RoutedItem,
+    RouteReport,
     SweepPoint,
     pick_threshold,
     route,

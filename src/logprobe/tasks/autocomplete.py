@@ -43,10 +43,16 @@ class Completion:
     first_token_logprob: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "text": self.text, "logprob": finite(self.logprob),
-                "n_tokens": self.n_tokens, "prob": self.prob,
-                "first_token_logprob": None if self.first_token_logprob is None
-                else finite(self.first_token_logprob)}
+        return {
+            "rank": self.rank,
+            "text": self.text,
+            "logprob": finite(self.logprob),
+            "n_tokens": self.n_tokens,
+            "prob": self.prob,
+            "first_token_logprob": None
+            if self.first_token_logprob is None
+            else finite(self.first_token_logprob),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +76,14 @@ class AutocompleteResult:
         return next((c.rank for c in self.ranked if c.text == word), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prefix": self.prefix, "source": self.source, "best": self.best,
-                "top_token": self.top_token, "greedy_word": self.greedy_word,
-                "candidates": [c.to_dict() for c in self.ranked]}
+        return {
+            "prefix": self.prefix,
+            "source": self.source,
+            "best": self.best,
+            "top_token": self.top_token,
+            "greedy_word": self.greedy_word,
+            "candidates": [c.to_dict() for c in self.ranked],
+        }
 
 
 def join_text(prefix: str, candidate: str) -> str:
@@ -92,15 +103,23 @@ def word_prefix(text: str) -> str:
     return s[:end]
 
 
-def _rank(prefix: str, source: str, texts: list[str], scored: Sequence[Any],
-          top_token: str | None) -> AutocompleteResult:
+def _rank(
+    prefix: str, source: str, texts: list[str], scored: Sequence[Any], top_token: str | None
+) -> AutocompleteResult:
     lps = [float(s.logprob) for s in scored]
     probs = softmax(lps)
     order = sorted(range(len(texts)), key=lambda i: (-lps[i], i))
     ranked = tuple(
-        Completion(texts[i], lps[i], int(scored[i].n_scored), float(probs[i]), r + 1,
-                   scored[i].tokens[0].logprob if scored[i].tokens else None)
-        for r, i in enumerate(order))
+        Completion(
+            texts[i],
+            lps[i],
+            int(scored[i].n_scored),
+            float(probs[i]),
+            r + 1,
+            scored[i].tokens[0].logprob if scored[i].tokens else None,
+        )
+        for r, i in enumerate(order)
+    )
     return AutocompleteResult(prefix, source, ranked, top_token)
 
 
@@ -148,16 +167,21 @@ def _expand(engine: Engine, prefix: str, ids: list[int], alt: Any, max_tokens: i
     return word_prefix(alt.token + more)
 
 
-def expand_top_k(engine: Engine, prefix: str, *, top_k: int = 10, max_word_tokens: int = 4
-                 ) -> AutocompleteResult:
+def expand_top_k(
+    engine: Engine, prefix: str, *, top_k: int = 10, max_word_tokens: int = 4
+) -> AutocompleteResult:
     """The model's top-``top_k`` next tokens, each expanded to a whole word, then the distinct
     words ranked by their exact log-probability (see the module docstring)."""
     _check_prefix(prefix)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= int(
-            getattr(engine, "max_logprobs", 20)):
+    if (
+        isinstance(top_k, bool)
+        or not isinstance(top_k, int)
+        or not 1 <= top_k <= int(getattr(engine, "max_logprobs", 20))
+    ):
         raise InvalidRequestError(
             f"Invalid 'top_k': expected 1..{getattr(engine, 'max_logprobs', 20)}, got {top_k!r}.",
-            param="top_k")
+            param="top_k",
+        )
     ids = list(engine.tokenize(prefix, add_bos=True))
     alts = [a for a in _top_alternatives(engine, ids, top_k) if a.id is not None]
     top_token = alts[0].token if alts else None
@@ -172,8 +196,14 @@ def expand_top_k(engine: Engine, prefix: str, *, top_k: int = 10, max_word_token
     return AutocompleteResult(prefix, "model", result.ranked, top_token, greedy)
 
 
-def autocomplete(engine: Engine, prefix: str, candidates: Sequence[str] | None = None, *,
-                 top_k: int = 10, max_word_tokens: int = 4) -> AutocompleteResult:
+def autocomplete(
+    engine: Engine,
+    prefix: str,
+    candidates: Sequence[str] | None = None,
+    *,
+    top_k: int = 10,
+    max_word_tokens: int = 4,
+) -> AutocompleteResult:
     """Rank ``candidates`` when given, else the model's own top-k expanded to whole words."""
     if candidates is not None:
         return rank_candidates(engine, prefix, candidates)

@@ -108,8 +108,12 @@ def text_row_plan() -> RowPlan[TextRow, ClassifyResult]:
     """How ``classify --dataset`` keys, checks and records its rows."""
     from ..execution import RowPlan
 
-    return RowPlan(key=lambda row: row.index, line=lambda row: row.line,
-                   problem=_row_problem, record=prediction_record)
+    return RowPlan(
+        key=lambda row: row.index,
+        line=lambda row: row.line,
+        problem=_row_problem,
+        record=prediction_record,
+    )
 
 
 def classify_dataset(
@@ -146,8 +150,13 @@ def classify_dataset(
 
     with JsonlSink(out_path, key="index", resume=resume) as sink:
         run = run_dataset(runner, fn, rows, sink, text_row_plan(), on_row=track)
-        summary = BatchSummary(str(sink.path), n_rows=run.rows, n_written=run.written,
-                               n_resumed=run.resumed, skipped=run.skipped)
+        summary = BatchSummary(
+            str(sink.path),
+            n_rows=run.rows,
+            n_written=run.written,
+            n_resumed=run.resumed,
+            skipped=run.skipped,
+        )
         for rec in sink.records():
             if rec.get("index") in seen:
                 _count(summary, rec)

@@ -156,18 +156,30 @@ def classify(
     norm = check_normalization(normalize)
     margin_floor = _check_margin(abstain_margin)
     built = build_prompt(
-        engine, text_or_messages, template=template, chat=chat, option_prefix=label_prefix,
+        engine,
+        text_or_messages,
+        template=template,
+        chat=chat,
+        option_prefix=label_prefix,
         labels=", ".join(labels),
     )
     resolved = _resolve_method(engine, method, built)
-    spec = prompt_spec(template=template if isinstance(text_or_messages, str) else None,
-                       chat=chat or not isinstance(text_or_messages, str),
-                       label_prefix=label_prefix, first_token_bias=first_token_bias,
-                       input_kind="text" if isinstance(text_or_messages, str) else "messages")
+    spec = prompt_spec(
+        template=template if isinstance(text_or_messages, str) else None,
+        chat=chat or not isinstance(text_or_messages, str),
+        label_prefix=label_prefix,
+        first_token_bias=first_token_bias,
+        input_kind="text" if isinstance(text_or_messages, str) else "messages",
+    )
 
     def signature(how: str, norm_used: str) -> TaskSignature:
-        return TaskSignature(model=model_name(engine), labels=tuple(labels), prompt=spec,
-                             method=how, normalize=norm_used)
+        return TaskSignature(
+            model=model_name(engine),
+            labels=tuple(labels),
+            prompt=spec,
+            method=how,
+            normalize=norm_used,
+        )
 
     notes: tuple[str, ...] = ()
     if resolved == "exact":
@@ -183,8 +195,9 @@ def classify(
     sig = signature("first_token", "none")
     check_same_task(getattr(calibrator, "signature", None), sig)
     options, fnotes = _first_token(engine, built, labels, first_token_bias)
-    return _decide(options, "none", margin_floor, "first_token", None, notes + fnotes, calibrator,
-                   sig)
+    return _decide(
+        options, "none", margin_floor, "first_token", None, notes + fnotes, calibrator, sig
+    )
 
 
 def model_name(engine: Any) -> str:
@@ -194,10 +207,16 @@ def model_name(engine: Any) -> str:
 
 
 def classify_signature(
-    engine: Any, labels: Sequence[str], *, normalize: str = "none",
-    template: str | None = DEFAULT_CLASSIFY_TEMPLATE, chat: bool = False,
-    label_prefix: str | None = None, method: Method = "auto",
-    first_token_bias: float | None = None, can_score: bool | None = None,
+    engine: Any,
+    labels: Sequence[str],
+    *,
+    normalize: str = "none",
+    template: str | None = DEFAULT_CLASSIFY_TEMPLATE,
+    chat: bool = False,
+    label_prefix: str | None = None,
+    method: Method = "auto",
+    first_token_bias: float | None = None,
+    can_score: bool | None = None,
 ) -> TaskSignature:
     """The signature :func:`classify` will give a text input with these arguments (``auto``
     resolved as it would be, before any fallback a remote server may force). ``engine`` may be
@@ -209,13 +228,21 @@ def classify_signature(
         _resolve_method(engine, method, BuiltPrompt("x", " ", False))  # raises with the message
     if can_score is None:
         can_score = supports_scoring(engine) and (
-            not chat or callable(getattr(engine, "render_chat", None)))
+            not chat or callable(getattr(engine, "render_chat", None))
+        )
     exact = method == "exact" or (method == "auto" and can_score)
     return TaskSignature(
-        model=model_name(engine), labels=tuple(labels),
-        prompt=prompt_spec(template=template, chat=chat, label_prefix=label_prefix,
-                           first_token_bias=first_token_bias),
-        method="exact" if exact else "first_token", normalize=norm if exact else "none")
+        model=model_name(engine),
+        labels=tuple(labels),
+        prompt=prompt_spec(
+            template=template,
+            chat=chat,
+            label_prefix=label_prefix,
+            first_token_bias=first_token_bias,
+        ),
+        method="exact" if exact else "first_token",
+        normalize=norm if exact else "none",
+    )
 
 
 def _check_margin(value: float) -> float:
@@ -277,16 +304,30 @@ def _decide(
     best = max(options, key=lambda o: o.prob)
     margin = top_two_margin(list(probs.values()))
     raw = RawDecision(best.text, probs, margin, "abstain" if margin < margin_floor else "accept")
-    common: dict[str, Any] = dict(options=tuple(options), normalize=norm, method=method,
-                                  label_mass=mass, notes=notes, signature=signature)
+    common: dict[str, Any] = dict(
+        options=tuple(options),
+        normalize=norm,
+        method=method,
+        label_mass=mass,
+        notes=notes,
+        signature=signature,
+    )
     if calibrator is None:
-        return ClassifyResult(label=raw.label, probs=probs, margin=margin,
-                              decision=raw.decision, **common)
+        return ClassifyResult(
+            label=raw.label, probs=probs, margin=margin, decision=raw.decision, **common
+        )
     if not callable(getattr(calibrator, "apply_probs", None)):  # a confidence-only map
         calibrated = _apply_calibrator(calibrator, best.prob)
-        return ClassifyResult(label=raw.label, probs=probs, margin=margin, decision=raw.decision,
-                              calibrated_confidence=calibrated, raw=raw,
-                              calibrator=type(calibrator).__name__, **common)
+        return ClassifyResult(
+            label=raw.label,
+            probs=probs,
+            margin=margin,
+            decision=raw.decision,
+            calibrated_confidence=calibrated,
+            raw=raw,
+            calibrator=type(calibrator).__name__,
+            **common,
+        )
     new = {k: float(v) for k, v in calibrator.apply(probs).items()}
     moves = bool(getattr(calibrator, "changes_decision", True))
     label = max(new, key=new.__getitem__) if moves else raw.label
@@ -294,9 +335,15 @@ def _decide(
     new_margin = new[label] - max(others)
     name = str(getattr(calibrator, "method", type(calibrator).__name__))
     return ClassifyResult(
-        label=label, probs=new, margin=new_margin,
+        label=label,
+        probs=new,
+        margin=new_margin,
         decision="abstain" if new_margin < margin_floor else "accept",
-        calibrated_confidence=new[label], raw=raw, calibrator=name, **common)
+        calibrated_confidence=new[label],
+        raw=raw,
+        calibrator=name,
+        **common,
+    )
 
 
 def _apply_calibrator(calibrator: Any, p: float) -> float:
@@ -313,8 +360,9 @@ def _apply_calibrator(calibrator: Any, p: float) -> float:
             return min(1.0, max(0.0, value))
     if callable(calibrator):
         return min(1.0, max(0.0, float(calibrator(p))))
-    raise InvalidRequestError("Invalid 'calibrator': it has no calibrate() method.",
-                              param="calibrator")
+    raise InvalidRequestError(
+        "Invalid 'calibrator': it has no calibrate() method.", param="calibrator"
+    )
 
 
 # --- first-token approximation (remote endpoints without prompt scoring) ---------------------
@@ -328,8 +376,13 @@ def _first_token(
     probs = softmax(lps)
     options = [
         ScoredOption(
-            text=label, continuation=built.option_prefix + label, logprob=finite(lp),
-            n_tokens=1, n_chars=len(label.lstrip()), score=finite(lp), prob=float(p),
+            text=label,
+            continuation=built.option_prefix + label,
+            logprob=finite(lp),
+            n_tokens=1,
+            n_chars=len(label.lstrip()),
+            score=finite(lp),
+            prob=float(p),
         )
         for label, lp, p in zip(labels, lps, probs, strict=True)
     ]
@@ -345,7 +398,10 @@ def _first_step_alternatives(
     max_lp = engine.max_logprobs
     logit_bias = _uniform_label_bias(engine, built, labels, bias)
     params = GenerationParams.make(
-        max_tokens=1, temperature=0.0, top_logprobs=max_lp, max_logprobs=max_lp,
+        max_tokens=1,
+        temperature=0.0,
+        top_logprobs=max_lp,
+        max_logprobs=max_lp,
         logit_bias=logit_bias,
     )
     if built.chat:
@@ -354,8 +410,11 @@ def _first_step_alternatives(
         completion = engine.complete(built.text, params)
     note: tuple[str, ...] = ()
     if bias is not None:
-        note = (f"logit bias {bias:+g} on every label's first token" if logit_bias
-                else "no logit bias: the engine could not tokenize the labels",)
+        note = (
+            f"logit bias {bias:+g} on every label's first token"
+            if logit_bias
+            else "no logit bias: the engine could not tokenize the labels",
+        )
     if not completion.tokens:
         return [], note
     first = completion.tokens[0]
@@ -421,5 +480,12 @@ def _begins(token: str, label: str, prefix: str) -> bool:
     return bool(stripped) and label.startswith(stripped)
 
 
-__all__ = ["ClassifyResult", "RawDecision", "classify", "classify_signature",
-           "first_token_label_logprobs", "model_name", "supports_scoring"]
+__all__ = [
+    "ClassifyResult",
+    "RawDecision",
+    "classify",
+    "classify_signature",
+    "first_token_label_logprobs",
+    "model_name",
+    "supports_scoring",
+]

@@ -74,7 +74,9 @@ def detect_format(path: Path, fmt: str | None = None) -> Format:
 
 def _open(path: Path) -> Any:
     if not path.is_file():
-        raise InvalidRequestError(f"Invalid 'dataset': no such file {str(path)!r}.", param="dataset")
+        raise InvalidRequestError(
+            f"Invalid 'dataset': no such file {str(path)!r}.", param="dataset"
+        )
     return path.open("r", encoding="utf-8", newline="")
 
 
@@ -87,15 +89,18 @@ def read_rows(path: str | Path, *, fmt: str | None = None) -> Iterator[Row]:
             if kind == "jsonl":
                 yield from _jsonl_rows(f)
             else:
-                yield from _delimited_rows(f, "\t" if kind == "tsv" else ",",
-                                           quoting=kind == "csv")
+                yield from _delimited_rows(f, "\t" if kind == "tsv" else ",", quoting=kind == "csv")
         except UnicodeDecodeError as e:  # any bytes: one clear line, never a traceback
-            raise InvalidRequestError(f"Invalid 'dataset': {p.name!r} is not UTF-8 text "
-                                      f"({e.reason} near byte {e.start}).",
-                                      param="dataset") from None
+            raise InvalidRequestError(
+                f"Invalid 'dataset': {p.name!r} is not UTF-8 text "
+                f"({e.reason} near byte {e.start}).",
+                param="dataset",
+            ) from None
         except csv.Error as e:
-            raise InvalidRequestError(f"Invalid 'dataset': {p.name!r} is not readable "
-                                      f"{kind.upper()} ({e}).", param="dataset") from None
+            raise InvalidRequestError(
+                f"Invalid 'dataset': {p.name!r} is not readable {kind.upper()} ({e}).",
+                param="dataset",
+            ) from None
 
 
 def _jsonl_rows(f: Any) -> Iterator[Row]:
@@ -114,7 +119,9 @@ def _jsonl_rows(f: Any) -> Iterator[Row]:
 
 
 def _delimited_rows(f: Any, delimiter: str, *, quoting: bool) -> Iterator[Row]:
-    reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+    reader = csv.reader(
+        f, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
+    )
     try:
         header = next(reader)
     except StopIteration:
@@ -126,7 +133,7 @@ def _delimited_rows(f: Any, delimiter: str, *, quoting: bool) -> Iterator[Row]:
         if len(row) != len(header):
             yield Row(n, None, f"line {n}: {len(row)} fields, the header has {len(header)}")
             continue
-        yield Row(n, dict(zip(header, row)))
+        yield Row(n, dict(zip(header, row, strict=False)))
 
 
 def _columns(spec: str | Sequence[str]) -> list[str]:
@@ -187,8 +194,9 @@ def _text_row(
     if gold is not None and label_map is not None:
         gold = label_map.get(gold.strip(), gold)
     if gold is not None and labels is not None and gold not in labels:
-        return TextRow(index, line, None, None,
-                       f"line {line}: gold {gold!r} is not one of the labels")
+        return TextRow(
+            index, line, None, None, f"line {line}: gold {gold!r} is not one of the labels"
+        )
     return TextRow(index, line, text, gold)
 
 
@@ -210,6 +218,7 @@ def parse_label_map(spec: str | None) -> dict[str, str] | None:
 
 def mc_item_from_record(rec: Mapping[str, Any], line: int) -> MCItem:
     """An :class:`MCItem` from ``{"query", "choices", "gold"}``; raises naming the bad field."""
+
     def bad(msg: str) -> InvalidRequestError:
         return InvalidRequestError(f"line {line}: {msg}", param="dataset")
 

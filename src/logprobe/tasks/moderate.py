@@ -44,8 +44,16 @@ DEFAULT_TEMPLATE = (
     "Content policy: {policy}\nCategories:\n{descriptions}\n\nMessage: {text}\n\n"
     "Which category does the message belong to? Answer with the category name only."
 )
-_POLICY_KEYS = {"name", "allow_label", "labels", "thresholds", "template", "chat",
-                "review_margin", "normalize"}
+_POLICY_KEYS = {
+    "name",
+    "allow_label",
+    "labels",
+    "thresholds",
+    "template",
+    "chat",
+    "review_margin",
+    "normalize",
+}
 _LABEL_KEYS = {"name", "description"}
 _THRESHOLD_KEYS = {"flag_at", "allow_below"}
 
@@ -76,8 +84,10 @@ class Policy:
 
     def prompt_template(self) -> str:
         """The template with the policy filled in; ``{text}`` and ``{labels}`` left for classify."""
-        desc = "\n".join(f"- {label}: {self.descriptions[label]}" if self.descriptions[label]
-                         else f"- {label}" for label in self.labels)
+        desc = "\n".join(
+            f"- {label}: {self.descriptions[label]}" if self.descriptions[label] else f"- {label}"
+            for label in self.labels
+        )
         esc = desc.replace("{", "{{").replace("}", "}}")
         name = self.name.replace("{", "{{").replace("}", "}}")
         return self.template.replace("{descriptions}", esc).replace("{policy}", name)
@@ -85,16 +95,26 @@ class Policy:
     def with_thresholds(self, thresholds: Mapping[str, Thresholds]) -> Policy:
         check_label_names(thresholds, self.labels, "thresholds")
         merged = {**self.thresholds, **thresholds}
-        return Policy(self.name, self.labels, self.descriptions, self.allow_label, merged,
-                      self.template, self.chat, self.review_margin, self.normalize)
+        return Policy(
+            self.name,
+            self.labels,
+            self.descriptions,
+            self.allow_label,
+            merged,
+            self.template,
+            self.chat,
+            self.review_margin,
+            self.normalize,
+        )
 
 
 def _bad(msg: str, param: str = "policy") -> InvalidRequestError:
     return InvalidRequestError(f"Invalid policy: {msg}", param=param)
 
 
-def check_label_names(names: Mapping[str, Any] | Sequence[str], labels: Sequence[str],
-                      where: str) -> None:
+def check_label_names(
+    names: Mapping[str, Any] | Sequence[str], labels: Sequence[str], where: str
+) -> None:
     """Raise naming the first of ``names`` that is not one of the policy's labels."""
     for name in names:
         if name not in labels:
@@ -104,8 +124,9 @@ def check_label_names(names: Mapping[str, Any] | Sequence[str], labels: Sequence
 def _unknown_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
     extra = sorted(set(table) - allowed)
     if extra:
-        raise _bad(f"unknown key {extra[0]!r} in {where} (allowed: {', '.join(sorted(allowed))})",
-                   where)
+        raise _bad(
+            f"unknown key {extra[0]!r} in {where} (allowed: {', '.join(sorted(allowed))})", where
+        )
 
 
 def _prob(value: Any, where: str) -> float:
@@ -146,11 +167,14 @@ def _thresholds(raw: Any, labels: Sequence[str], allow: str) -> dict[str, Thresh
             raise _bad(f"thresholds.{label} must be a table", "thresholds")
         _unknown_keys(table, _THRESHOLD_KEYS, f"thresholds.{label}")
         flag_at = _prob(table.get("flag_at", 0.5), f"thresholds.{label}.flag_at")
-        allow_below = _prob(table.get("allow_below", min(0.5, flag_at)),
-                            f"thresholds.{label}.allow_below")
+        allow_below = _prob(
+            table.get("allow_below", min(0.5, flag_at)), f"thresholds.{label}.allow_below"
+        )
         if allow_below > flag_at:
-            raise _bad(f"thresholds.{label}: allow_below ({allow_below:g}) is above flag_at "
-                       f"({flag_at:g})", "thresholds")
+            raise _bad(
+                f"thresholds.{label}: allow_below ({allow_below:g}) is above flag_at ({flag_at:g})",
+                "thresholds",
+            )
         out[label] = Thresholds(flag_at, allow_below)
     return out
 
@@ -161,8 +185,9 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     labels, desc = _labels(data.get("labels"))
     allow = data.get("allow_label")
     if not isinstance(allow, str):
-        raise _bad("'allow_label' (the label that means nothing to flag) is required",
-                   "allow_label")
+        raise _bad(
+            "'allow_label' (the label that means nothing to flag) is required", "allow_label"
+        )
     check_label_names([allow], labels, "allow_label")
     template = data.get("template", DEFAULT_TEMPLATE)
     if not isinstance(template, str) or "{text}" not in template:
@@ -174,9 +199,17 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     name = data.get("name", "content policy")
     if not isinstance(name, str):
         raise _bad("'name' must be a string", "name")
-    return Policy(name, tuple(labels), desc, allow,
-                  _thresholds(data.get("thresholds", {}), labels, allow), template, chat, margin,
-                  str(data.get("normalize", "none")))
+    return Policy(
+        name,
+        tuple(labels),
+        desc,
+        allow,
+        _thresholds(data.get("thresholds", {}), labels, allow),
+        template,
+        chat,
+        margin,
+        str(data.get("normalize", "none")),
+    )
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -187,8 +220,9 @@ def load_policy(path: str | Path) -> Policy:
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
-        raise InvalidRequestError(f"Invalid 'policy': {p.name} is not valid TOML ({e}).",
-                                  param="policy") from None
+        raise InvalidRequestError(
+            f"Invalid 'policy': {p.name} is not valid TOML ({e}).", param="policy"
+        ) from None
     return policy_from_dict(data)
 
 
@@ -205,20 +239,31 @@ class ModerationResult:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"decision": self.decision, "label": self.label, "probs": dict(self.probs),
-                "raw_probs": dict(self.raw_probs), "margin": self.margin,
-                "calibrated": self.calibrated, "reasons": list(self.reasons)}
+        return {
+            "decision": self.decision,
+            "label": self.label,
+            "probs": dict(self.probs),
+            "raw_probs": dict(self.raw_probs),
+            "margin": self.margin,
+            "calibrated": self.calibrated,
+            "reasons": list(self.reasons),
+        }
 
 
-def calibrated_probs(policy: Policy, raw: Mapping[str, float],
-                     calibrators: Mapping[str, Any] | None) -> dict[str, float]:
+def calibrated_probs(
+    policy: Policy, raw: Mapping[str, float], calibrators: Mapping[str, Any] | None
+) -> dict[str, float]:
     """One-vs-rest calibration of the flaggable labels; the allow label gets what is left
     (at least 0). Without calibrators the raw probabilities are returned."""
     if not calibrators:
         return dict(raw)
     check_label_names(calibrators, policy.labels, "calibration")
-    q = {label: float(calibrators[label].apply(float(raw[label]))) if label in calibrators
-         else float(raw[label]) for label in policy.flaggable}
+    q = {
+        label: float(calibrators[label].apply(float(raw[label])))
+        if label in calibrators
+        else float(raw[label])
+        for label in policy.flaggable
+    }
     q[policy.allow_label] = max(0.0, 1.0 - sum(q.values()))
     return {label: min(1.0, max(0.0, q[label])) for label in policy.labels}
 
@@ -234,23 +279,43 @@ def decide(policy: Policy, q: Mapping[str, float]) -> tuple[Decision, str, tuple
     unsure = [lb for lb in policy.flaggable if q[lb] >= th[lb].allow_below]
     if unsure:
         lb = max(unsure, key=lambda x: q[x])
-        return "review", lb, (f"P({lb}) = {q[lb]:.3f} in the review band "
-                              f"[{th[lb].allow_below:g}, {th[lb].flag_at:g})",)
+        return (
+            "review",
+            lb,
+            (
+                f"P({lb}) = {q[lb]:.3f} in the review band "
+                f"[{th[lb].allow_below:g}, {th[lb].flag_at:g})",
+            ),
+        )
     if margin < policy.review_margin:
         top = max(q, key=lambda x: q[x])
         return "review", top, (f"top-2 margin {margin:.3f} < {policy.review_margin:g}",)
     return "allow", policy.allow_label, ()
 
 
-def moderate(engine: Engine, text: str, policy: Policy, *,
-             calibrators: Mapping[str, Any] | None = None) -> ModerationResult:
+def moderate(
+    engine: Engine, text: str, policy: Policy, *, calibrators: Mapping[str, Any] | None = None
+) -> ModerationResult:
     """Classify ``text`` under ``policy``, calibrate, and decide flag / allow / review."""
-    result = classify(engine, text, list(policy.labels), template=policy.prompt_template(),
-                      chat=policy.chat, normalize=policy.normalize)
+    result = classify(
+        engine,
+        text,
+        list(policy.labels),
+        template=policy.prompt_template(),
+        chat=policy.chat,
+        normalize=policy.normalize,
+    )
     q = calibrated_probs(policy, result.probs, calibrators)
     decision, label, reasons = decide(policy, q)
-    return ModerationResult(decision, label, q, dict(result.probs),
-                            top_two_margin(list(q.values())), bool(calibrators), reasons)
+    return ModerationResult(
+        decision,
+        label,
+        q,
+        dict(result.probs),
+        top_two_margin(list(q.values())),
+        bool(calibrators),
+        reasons,
+    )
 
 
 __all__ = [

@@ -41,24 +41,33 @@ class ModerationFit:
 
     def to_dict(self, policy_name: str) -> dict[str, Any]:
         return {
-            "format": FIT_FORMAT, "policy": policy_name,
+            "format": FIT_FORMAT,
+            "policy": policy_name,
             "calibrators": {k: c.to_dict() for k, c in self.calibrators.items()},
-            "thresholds": {k: {"flag_at": t.flag_at, "allow_below": t.allow_below}
-                           for k, t in self.thresholds.items()},
+            "thresholds": {
+                k: {"flag_at": t.flag_at, "allow_below": t.allow_below}
+                for k, t in self.thresholds.items()
+            },
             "info": dict(self.info),
         }
 
 
 def fit_moderation(
-    policy: Policy, raw_probs: Sequence[Mapping[str, float]], gold: Sequence[str], *,
-    precision: float = 0.95, allow_precision: float = 0.95, method: str = "platt",
+    policy: Policy,
+    raw_probs: Sequence[Mapping[str, float]],
+    gold: Sequence[str],
+    *,
+    precision: float = 0.95,
+    allow_precision: float = 0.95,
+    method: str = "platt",
 ) -> ModerationFit:
     """Fit calibrators and thresholds for every flaggable label (see the module docstring)."""
     from ..calibration import fit_calibrator, pick_threshold
 
     if len(raw_probs) != len(gold) or not gold:
-        raise InvalidRequestError("fit needs as many gold labels as predictions (at least one)",
-                                  param="gold")
+        raise InvalidRequestError(
+            "fit needs as many gold labels as predictions (at least one)", param="gold"
+        )
     check_label_names(sorted(set(gold)), policy.labels, "gold labels")
     cals: dict[str, Any] = {}
     ths: dict[str, Thresholds] = {}
@@ -81,16 +90,22 @@ def fit_moderation(
             notes.append(f"{label}: allow_below = 0 ({e.message})")
         cals[label] = cal
         ths[label] = Thresholds(min(1.0, flag_at), max(0.0, min(allow_below, flag_at)))
-    info = {"n": len(gold), "precision": precision, "allow_precision": allow_precision,
-            "method": method, "notes": notes}
+    info = {
+        "n": len(gold),
+        "precision": precision,
+        "allow_precision": allow_precision,
+        "method": method,
+        "notes": notes,
+    }
     return ModerationFit(cals, ths, info)
 
 
 def save_fit(fit: ModerationFit, policy: Policy, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(fit.to_dict(policy.name), indent=2, allow_nan=False) + "\n",
-                 encoding="utf-8")
+    p.write_text(
+        json.dumps(fit.to_dict(policy.name), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
     return p
 
 
@@ -102,27 +117,34 @@ def load_fit(path: str | Path, policy: Policy) -> ModerationFit:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidRequestError(f"Invalid 'calibration': no such file {str(p)!r}.",
-                                  param="calibration") from None
+        raise InvalidRequestError(
+            f"Invalid 'calibration': no such file {str(p)!r}.", param="calibration"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidRequestError(f"Invalid 'calibration': cannot read {p.name} ({e}).",
-                                  param="calibration") from None
+        raise InvalidRequestError(
+            f"Invalid 'calibration': cannot read {p.name} ({e}).", param="calibration"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FIT_FORMAT:
-        raise InvalidRequestError(f"Invalid 'calibration': {p.name} is not a moderation fit "
-                                  f"(format {FIT_FORMAT!r}).", param="calibration")
+        raise InvalidRequestError(
+            f"Invalid 'calibration': {p.name} is not a moderation fit (format {FIT_FORMAT!r}).",
+            param="calibration",
+        )
     raw_cals, raw_th = data.get("calibrators") or {}, data.get("thresholds") or {}
     check_label_names(raw_cals, policy.flaggable, "calibration")
     check_label_names(raw_th, policy.flaggable, "calibration thresholds")
     try:
         cals = {k: calibrator_from_dict(v) for k, v in raw_cals.items()}
-        ths = {k: Thresholds(float(v["flag_at"]), float(v["allow_below"]))
-               for k, v in raw_th.items()}
+        ths = {
+            k: Thresholds(float(v["flag_at"]), float(v["allow_below"])) for k, v in raw_th.items()
+        }
     except CalibrationError as e:
-        raise InvalidRequestError(f"Invalid 'calibration': {e.message}",
-                                  param="calibration") from None
+        raise InvalidRequestError(
+            f"Invalid 'calibration': {e.message}", param="calibration"
+        ) from None
     except (KeyError, TypeError, ValueError) as e:
-        raise InvalidRequestError(f"Invalid 'calibration': bad thresholds ({e!r}).",
-                                  param="calibration") from None
+        raise InvalidRequestError(
+            f"Invalid 'calibration': bad thresholds ({e!r}).", param="calibration"
+        ) from None
     return ModerationFit(cals, ths, data.get("info") or {})
 
 

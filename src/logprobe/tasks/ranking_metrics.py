@@ -110,20 +110,29 @@ class RankingReport:
 
     def metrics(self, weights: np.ndarray | None = None) -> dict[str, float]:
         """``{"map", "mrr", "ndcg@k", "p@1"}``, optionally with bootstrap row weights."""
-        return {"map": self._mean("ap", weights), "mrr": self._mean("rr", weights),
-                f"ndcg@{self.k}": self._mean("ndcg", weights), "p@1": self._mean("p1", weights)}
+        return {
+            "map": self._mean("ap", weights),
+            "mrr": self._mean("rr", weights),
+            f"ndcg@{self.k}": self._mean("ndcg", weights),
+            "p@1": self._mean("p1", weights),
+        }
 
     def bootstrap(self, *, n_boot: int = 1000, seed: int = 0) -> dict[str, list[float] | None]:
         """Percentile 95% intervals over questions (seeded; see logprobe.calibration.bootstrap)."""
         from ..calibration.bootstrap import bootstrap_cis
 
         cis = bootstrap_cis(self.metrics, len(self.per_question), n_boot=n_boot, seed=seed)
-        return {name: None if cis.get(name) is None else list(cis[name])  # type: ignore[arg-type]
-                for name in self.metrics()}
+        return {
+            name: None if cis.get(name) is None else list(cis[name])  # type: ignore[arg-type]
+            for name in self.metrics()
+        }
 
     def to_dict(self, *, n_boot: int = 0, seed: int = 0) -> dict[str, Any]:
-        d: dict[str, Any] = {"questions": len(self.per_question), "dropped": self.n_dropped,
-                             **self.metrics()}
+        d: dict[str, Any] = {
+            "questions": len(self.per_question),
+            "dropped": self.n_dropped,
+            **self.metrics(),
+        }
         if n_boot:
             d["ci95"] = self.bootstrap(n_boot=n_boot, seed=seed)
         return d
@@ -149,14 +158,22 @@ def evaluate_rankings(
     for qid, (scores, grades) in questions.items():
         if len(scores) != len(grades):
             raise InvalidRequestError(
-                f"question {qid!r}: {len(scores)} scores for {len(grades)} labels", param="run")
+                f"question {qid!r}: {len(scores)} scores for {len(grades)} labels", param="run"
+            )
         if not keep_question(grades, filtered=filtered):
             dropped += 1
             continue
-        rows.append(QuestionScores(
-            qid, len(grades), sum(1 for g in grades if g > 0),
-            average_precision(scores, grades), reciprocal_rank(scores, grades),
-            ndcg_at_k(scores, grades, k), precision_at_1(scores, grades)))
+        rows.append(
+            QuestionScores(
+                qid,
+                len(grades),
+                sum(1 for g in grades if g > 0),
+                average_precision(scores, grades),
+                reciprocal_rank(scores, grades),
+                ndcg_at_k(scores, grades, k),
+                precision_at_1(scores, grades),
+            )
+        )
     return RankingReport(k, tuple(rows), dropped)
 
 
@@ -174,8 +191,9 @@ def evaluate_run(qrels: Qrels, run: Run, *, k: int = 10, filtered: bool = False)
     return evaluate_rankings(merged, k=k, filtered=filtered)
 
 
-def _read_columns(path: str | Path, n_min: int, parse: Callable[[list[str]], tuple[str, str, float]]
-                  ) -> dict[str, dict[str, float]]:
+def _read_columns(
+    path: str | Path, n_min: int, parse: Callable[[list[str]], tuple[str, str, float]]
+) -> dict[str, dict[str, float]]:
     p = Path(path)
     if not p.is_file():
         raise InvalidRequestError(f"no such file {str(p)!r}", param="qrels")
@@ -185,8 +203,9 @@ def _read_columns(path: str | Path, n_min: int, parse: Callable[[list[str]], tup
         if not parts:
             continue
         if len(parts) < n_min:
-            raise InvalidRequestError(f"{p.name} line {n}: expected {n_min} columns, "
-                                      f"got {len(parts)}", param="qrels")
+            raise InvalidRequestError(
+                f"{p.name} line {n}: expected {n_min} columns, got {len(parts)}", param="qrels"
+            )
         try:
             qid, doc, value = parse(parts)
         except ValueError:

@@ -43,11 +43,15 @@ if TYPE_CHECKING:
 Method = Literal["judge", "ql", "combined"]
 METHODS: tuple[Method, ...] = ("judge", "ql", "combined")
 
-JUDGE_TEMPLATE = ("Question: {question}\nPassage: {passage}\n"
-                  "Does the passage answer the question? Answer Yes or No.")
+JUDGE_TEMPLATE = (
+    "Question: {question}\nPassage: {passage}\n"
+    "Does the passage answer the question? Answer Yes or No."
+)
 QL_TEMPLATE = "Passage: {passage}\nA question that this passage answers:"
-SUPPORT_TEMPLATE = ("Passage: {passage}\nQuestion: {question}\nProposed answer: {answer}\n"
-                    "Does the passage support the proposed answer? Answer Yes or No.")
+SUPPORT_TEMPLATE = (
+    "Passage: {passage}\nQuestion: {question}\nProposed answer: {answer}\n"
+    "Does the passage support the proposed answer? Answer Yes or No."
+)
 YES_NO = ("Yes", "No")
 
 
@@ -74,11 +78,16 @@ class ScoredCandidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rank": self.rank, "index": self.index, "passage": self.passage,
-            "p_yes": self.p_yes, "raw_p_yes": self.raw_p_yes,
-            "ql_logprob": finite(self.ql_logprob), "ql_tokens": self.ql_tokens,
+            "rank": self.rank,
+            "index": self.index,
+            "passage": self.passage,
+            "p_yes": self.p_yes,
+            "raw_p_yes": self.raw_p_yes,
+            "ql_logprob": finite(self.ql_logprob),
+            "ql_tokens": self.ql_tokens,
             "ql_mean_logprob": finite(self.ql_logprob / max(1, self.ql_tokens)),
-            "ql_posterior": self.ql_posterior, "combined": self.combined,
+            "ql_posterior": self.ql_posterior,
+            "combined": self.combined,
         }
 
 
@@ -101,15 +110,21 @@ class RelevanceResult:
         return [c.score(method or self.method) for c in by_index]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "method": self.method, "calibrated": self.calibrated,
-                "order": self.order, "candidates": [c.to_dict() for c in self.ranked]}
+        return {
+            "question": self.question,
+            "method": self.method,
+            "calibrated": self.calibrated,
+            "order": self.order,
+            "candidates": [c.to_dict() for c in self.ranked],
+        }
 
 
 def check_method(method: str) -> Method:
     if method not in METHODS:
         raise InvalidRequestError(
             f"Invalid 'method': expected one of {', '.join(METHODS)}, got {method!r}.",
-            param="method")
+            param="method",
+        )
     return method  # type: ignore[return-value]
 
 
@@ -117,16 +132,20 @@ def check_passages(passages: Sequence[str]) -> list[str]:
     """A non-empty list of non-blank strings; duplicates are allowed (retrieval results and
     WikiQA candidate lists repeat sentences)."""
     if isinstance(passages, str):
-        raise InvalidRequestError("Invalid 'passages': expected a list of passages, got a single "
-                                  "string.", param="passages")
+        raise InvalidRequestError(
+            "Invalid 'passages': expected a list of passages, got a single string.",
+            param="passages",
+        )
     cands = list(passages)
     if not cands:
-        raise InvalidRequestError("Invalid 'passages': at least one passage is required.",
-                                  param="passages")
+        raise InvalidRequestError(
+            "Invalid 'passages': at least one passage is required.", param="passages"
+        )
     for i, c in enumerate(cands):
         if not isinstance(c, str) or not c.strip():
-            raise InvalidRequestError(f"Invalid 'passages': passage {i} is empty or not a string.",
-                                      param="passages")
+            raise InvalidRequestError(
+                f"Invalid 'passages': passage {i} is empty or not a string.", param="passages"
+            )
     return cands
 
 
@@ -144,8 +163,12 @@ def _calibrate(calibrator: Any | None, p: float) -> float:
 
 def judge(engine: Engine, question: str, passage: str, *, template: str = JUDGE_TEMPLATE) -> float:
     """Raw ``P(yes)`` of the yes/no judgement that ``passage`` answers ``question``."""
-    prompt = fill_template(template.replace("{passage}", "{text}"), param="judge_template",
-                           text=passage, question=question)
+    prompt = fill_template(
+        template.replace("{passage}", "{text}"),
+        param="judge_template",
+        text=passage,
+        question=question,
+    )
     return _p_yes(engine, prompt)
 
 
@@ -155,11 +178,13 @@ def _p_yes(engine: Engine, prompt: str) -> float:
     return float(result.probs[YES_NO[0]])
 
 
-def query_logprob(engine: Engine, question: str, passage: str, *, template: str = QL_TEMPLATE
-                  ) -> tuple[float, int]:
+def query_logprob(
+    engine: Engine, question: str, passage: str, *, template: str = QL_TEMPLATE
+) -> tuple[float, int]:
     """``log P(question | passage)`` (summed over the question's tokens) and the token count."""
-    prompt = fill_template(template.replace("{passage}", "{text}"), param="ql_template",
-                           text=passage)
+    prompt = fill_template(
+        template.replace("{passage}", "{text}"), param="ql_template", text=passage
+    )
     scored = engine.score_continuations(prompt, [" " + question.strip()])[0]
     return float(scored.logprob), int(scored.n_scored)
 
@@ -197,8 +222,9 @@ def relevance(
     cands = check_passages(passages)
     how = check_method(method)
     if not math.isfinite(weight) or weight < 0:
-        raise InvalidRequestError(f"Invalid 'weight': expected a number >= 0, got {weight!r}.",
-                                  param="weight")
+        raise InvalidRequestError(
+            f"Invalid 'weight': expected a number >= 0, got {weight!r}.", param="weight"
+        )
 
     def one(passage: str) -> tuple[float, float, int]:
         lp, n = query_logprob(engine, question, passage, template=ql_template)
@@ -207,26 +233,42 @@ def relevance(
     rows = []
     for outcome in ordered_map(one, cands, workers=max(1, min(workers, len(cands)))):
         if outcome.result is None:
-            raise InvalidRequestError(f"passage {cands.index(outcome.item)}: {outcome.error}",
-                                      param="passages")
+            raise InvalidRequestError(
+                f"passage {cands.index(outcome.item)}: {outcome.error}", param="passages"
+            )
         rows.append(outcome.result)
     return _rank(question, cands, rows, how, calibrator, weight)
 
 
-def _rank(question: str, cands: list[str], rows: list[tuple[float, float, int]], how: Method,
-          calibrator: Any | None, weight: float) -> RelevanceResult:
+def _rank(
+    question: str,
+    cands: list[str],
+    rows: list[tuple[float, float, int]],
+    how: Method,
+    calibrator: Any | None,
+    weight: float,
+) -> RelevanceResult:
     raw = [r[0] for r in rows]
     ql = [r[1] for r in rows]
     post = softmax(ql)
     comb = _zscore([_logit(p) for p in raw]) + weight * _zscore(ql)
     scored = [
-        ScoredCandidate(i, cands[i], _calibrate(calibrator, raw[i]), raw[i], ql[i], rows[i][2],
-                        float(post[i]), float(comb[i]))
+        ScoredCandidate(
+            i,
+            cands[i],
+            _calibrate(calibrator, raw[i]),
+            raw[i],
+            ql[i],
+            rows[i][2],
+            float(post[i]),
+            float(comb[i]),
+        )
         for i in range(len(cands))
     ]
     order = sorted(range(len(scored)), key=lambda i: (-scored[i].score(how), i))
     ranked = tuple(
-        ScoredCandidate(**{**_fields(scored[i]), "rank": r + 1}) for r, i in enumerate(order))
+        ScoredCandidate(**{**_fields(scored[i]), "rank": r + 1}) for r, i in enumerate(order)
+    )
     return RelevanceResult(question, how, ranked, calibrator is not None)
 
 
@@ -237,11 +279,46 @@ def _fields(c: ScoredCandidate) -> dict[str, Any]:
 # --- baselines -------------------------------------------------------------------------------
 
 _WORD = re.compile(r"[a-z0-9]+")
-STOPWORDS = frozenset({
-    "a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or",
-    "is", "are", "was", "were", "be", "been", "what", "who", "whom", "which", "when", "where",
-    "why", "how", "does", "do", "did", "it", "its", "this", "that", "as",
-})
+STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "what",
+        "who",
+        "whom",
+        "which",
+        "when",
+        "where",
+        "why",
+        "how",
+        "does",
+        "do",
+        "did",
+        "it",
+        "its",
+        "this",
+        "that",
+        "as",
+    }
+)
 
 
 def content_words(text: str) -> set[str]:
@@ -268,9 +345,13 @@ class SupportResult:
     threshold: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"p_supported": self.p_supported, "raw_p_supported": self.raw_p_supported,
-                "supported": self.supported, "calibrated": self.calibrated,
-                "threshold": self.threshold}
+        return {
+            "p_supported": self.p_supported,
+            "raw_p_supported": self.raw_p_supported,
+            "supported": self.supported,
+            "calibrated": self.calibrated,
+            "threshold": self.threshold,
+        }
 
 
 def support(
@@ -288,10 +369,16 @@ def support(
     _check_text(passage, "passage")
     _check_text(answer, "answer")
     if not 0.0 <= threshold <= 1.0:
-        raise InvalidRequestError(f"Invalid 'threshold': expected 0..1, got {threshold!r}.",
-                                  param="threshold")
-    prompt = fill_template(template.replace("{passage}", "{text}"), param="support_template",
-                           text=passage, question=question, answer=answer)
+        raise InvalidRequestError(
+            f"Invalid 'threshold': expected 0..1, got {threshold!r}.", param="threshold"
+        )
+    prompt = fill_template(
+        template.replace("{passage}", "{text}"),
+        param="support_template",
+        text=passage,
+        question=question,
+        answer=answer,
+    )
     raw = _p_yes(engine, prompt)
     p = _calibrate(calibrator, raw)
     return SupportResult(p, raw, p >= threshold, calibrator is not None, threshold)

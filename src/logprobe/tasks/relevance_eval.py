@@ -44,12 +44,21 @@ class LoadedQuestions:
 
 
 def load_questions(
-    path: str | Path, *, qid_col: str = "qid", question_col: str = "question",
-    passage_col: str = "passage", label_col: str = "label", fmt: str | None = None,
+    path: str | Path,
+    *,
+    qid_col: str = "qid",
+    question_col: str = "question",
+    passage_col: str = "passage",
+    label_col: str = "label",
+    fmt: str | None = None,
 ) -> LoadedQuestions:
     """Group a JSONL/CSV/TSV file of ``(qid, question, passage, label)`` rows into questions."""
-    cols = {"qid_col": qid_col, "question_col": question_col, "passage_col": passage_col,
-            "label_col": label_col}
+    cols = {
+        "qid_col": qid_col,
+        "question_col": question_col,
+        "passage_col": passage_col,
+        "label_col": label_col,
+    }
     grouped: dict[str, tuple[str, list[str], list[float]]] = {}
     out = LoadedQuestions([])
     first = True
@@ -62,7 +71,8 @@ def load_questions(
             raise InvalidRequestError(
                 f"Invalid 'dataset': missing column {missing[0]!r} (columns: "
                 f"{', '.join(map(str, row.record))}); set --{_flag(cols, missing[0])}.",
-                param="dataset")
+                param="dataset",
+            )
         first = False
         if missing:
             out.skipped.append({"line": row.line, "error": f"missing field {missing[0]!r}"})
@@ -71,8 +81,9 @@ def load_questions(
         try:
             grade = float(rec[label_col])
         except (TypeError, ValueError):
-            out.skipped.append({"line": row.line, "error": f"label {rec[label_col]!r} is not a "
-                                                           "number"})
+            out.skipped.append(
+                {"line": row.line, "error": f"label {rec[label_col]!r} is not a number"}
+            )
             continue
         passage, question = str(rec[passage_col]), str(rec[question_col])
         if not passage.strip() or not question.strip():
@@ -81,11 +92,13 @@ def load_questions(
         entry = grouped.setdefault(str(rec[qid_col]), (question, [], []))
         entry[1].append(passage)
         entry[2].append(grade)
-    out.questions = [Question(q, text, tuple(ps), tuple(gs))
-                     for q, (text, ps, gs) in grouped.items()]
+    out.questions = [
+        Question(q, text, tuple(ps), tuple(gs)) for q, (text, ps, gs) in grouped.items()
+    ]
     if not out.questions:
-        raise InvalidRequestError(f"Invalid 'dataset': no usable rows in {str(path)!r}.",
-                                  param="dataset")
+        raise InvalidRequestError(
+            f"Invalid 'dataset': no usable rows in {str(path)!r}.", param="dataset"
+        )
     return out
 
 
@@ -94,8 +107,13 @@ def _flag(cols: dict[str, str], value: str) -> str:
     return name.replace("_", "-")
 
 
-def select_questions(questions: Sequence[Question], *, limit: int | None = None,
-                     seed: int | None = None, filtered: bool = True) -> list[Question]:
+def select_questions(
+    questions: Sequence[Question],
+    *,
+    limit: int | None = None,
+    seed: int | None = None,
+    filtered: bool = True,
+) -> list[Question]:
     """The questions that count (``filtered``: some but not all candidates relevant), then
     ``limit`` of them: the first, or a seeded random sample kept in file order."""
     kept = [q for q in questions if keep_question(q.grades, filtered=filtered)]
@@ -109,8 +127,9 @@ def select_questions(questions: Sequence[Question], *, limit: int | None = None,
     return [kept[i] for i in picked]
 
 
-def random_baseline(questions: Sequence[Question], *, k: int = 10, n_perm: int = 100,
-                    seed: int = 0) -> dict[str, float]:
+def random_baseline(
+    questions: Sequence[Question], *, k: int = 10, n_perm: int = 100, seed: int = 0
+) -> dict[str, float]:
     """Expected metrics of a random order (mean over ``n_perm`` seeded shuffles)."""
     rng = np.random.default_rng(seed)
     sums: dict[str, float] = {}
@@ -121,28 +140,41 @@ def random_baseline(questions: Sequence[Question], *, k: int = 10, n_perm: int =
     return sums
 
 
-def overlap_report(questions: Sequence[Question], *, k: int = 10, seed: int = 0
-                   ) -> RankingReport:
+def overlap_report(questions: Sequence[Question], *, k: int = 10, seed: int = 0) -> RankingReport:
     """The word-overlap baseline's metrics; ties (overlap counts are small integers) are broken
     at random (seeded), since input order is itself a strong signal on WikiQA (see
     :func:`order_report`)."""
     rng = np.random.default_rng(seed)
-    run = {q.qid: (list(np.array([word_overlap(q.question, p) for p in q.passages])
-                        + 1e-3 * rng.random(len(q.passages))), list(q.grades))
-           for q in questions}
+    run = {
+        q.qid: (
+            list(
+                np.array([word_overlap(q.question, p) for p in q.passages])
+                + 1e-3 * rng.random(len(q.passages))
+            ),
+            list(q.grades),
+        )
+        for q in questions
+    }
     return evaluate_rankings(run, k=k, filtered=False)
 
 
 def order_report(questions: Sequence[Question], *, k: int = 10) -> RankingReport:
     """The document-order baseline: candidates ranked as they come in the file."""
-    run = {q.qid: (list(-np.arange(len(q.passages), dtype=np.float64)), list(q.grades))
-           for q in questions}
+    run = {
+        q.qid: (list(-np.arange(len(q.passages), dtype=np.float64)), list(q.grades))
+        for q in questions
+    }
     return evaluate_rankings(run, k=k, filtered=False)
 
 
 def score_questions(
-    engine: Engine, questions: Sequence[Question], *, calibrator: Any | None = None,
-    weight: float = 1.0, workers: int = 2, method: str = "ql",
+    engine: Engine,
+    questions: Sequence[Question],
+    *,
+    calibrator: Any | None = None,
+    weight: float = 1.0,
+    workers: int = 2,
+    method: str = "ql",
     on_question: Callable[[Question, RelevanceResult | None, str | None], None] | None = None,
 ) -> tuple[list[tuple[Question, RelevanceResult]], list[dict[str, Any]]]:
     """Score every question (``workers`` questions in flight); failures are listed, not raised."""
@@ -150,8 +182,15 @@ def score_questions(
     failed: list[dict[str, Any]] = []
 
     def work(q: Question) -> RelevanceResult:
-        return relevance(engine, q.question, list(q.passages), calibrator=calibrator,
-                         weight=weight, workers=4, method=method)
+        return relevance(
+            engine,
+            q.question,
+            list(q.passages),
+            calibrator=calibrator,
+            weight=weight,
+            workers=4,
+            method=method,
+        )
 
     for outcome in ordered_map(work, questions, workers=workers):
         if outcome.result is None:
@@ -163,12 +202,16 @@ def score_questions(
     return done, failed
 
 
-def method_reports(scored: Sequence[tuple[Question, RelevanceResult]], *, k: int = 10
-                   ) -> dict[str, RankingReport]:
+def method_reports(
+    scored: Sequence[tuple[Question, RelevanceResult]], *, k: int = 10
+) -> dict[str, RankingReport]:
     """One ranking report per method (judge, ql, combined) over the scored questions."""
-    return {m: evaluate_rankings({q.qid: (r.scores(m), list(q.grades)) for q, r in scored},
-                                 k=k, filtered=False)
-            for m in METHODS}
+    return {
+        m: evaluate_rankings(
+            {q.qid: (r.scores(m), list(q.grades)) for q, r in scored}, k=k, filtered=False
+        )
+        for m in METHODS
+    }
 
 
 __all__ = [

@@ -40,7 +40,9 @@ def _safe(fn: Callable[[T], R], item: T) -> Outcome[T, R]:
         return Outcome(item, None, e.message)
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 1) -> Iterator[Outcome[T, R]]:
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], *, workers: int = 1
+) -> Iterator[Outcome[T, R]]:
     """Apply ``fn`` to ``items`` with up to ``workers`` calls in flight; yield in input order.
 
     A :class:`~logprobe.errors.LogprobeError` raised for one item becomes that item's

@@ -122,7 +122,9 @@ def score_options(
     totals = [s.logprob for s in scored]
     n_tok = [max(1, s.n_scored) for s in scored]
     n_chr = [char_length(t) for t in texts]
-    scores = [normalized_score(t, n, c, normalize) for t, n, c in zip(totals, n_tok, n_chr)]
+    scores = [
+        normalized_score(t, n, c, normalize) for t, n, c in zip(totals, n_tok, n_chr, strict=False)
+    ]
     probs = softmax(scores)
     return [
         ScoredOption(
@@ -136,7 +138,7 @@ def score_options(
             tokens=s.tokens,
         )
         for text, cont, total, n, c, score, p, s in zip(
-            texts, continuations, totals, n_tok, n_chr, scores, probs, scored
+            texts, continuations, totals, n_tok, n_chr, scores, probs, scored, strict=False
         )
     ]
 
@@ -157,7 +159,9 @@ def check_options(options: Sequence[str], *, param: str, kind: str) -> list[str]
         )
     opts = list(options)
     if not opts:
-        raise InvalidRequestError(f"Invalid '{param}': at least one {kind} is required.", param=param)
+        raise InvalidRequestError(
+            f"Invalid '{param}': at least one {kind} is required.", param=param
+        )
     seen: dict[str, int] = {}
     for i, o in enumerate(opts):
         if not isinstance(o, str):

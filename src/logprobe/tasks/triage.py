@@ -43,7 +43,8 @@ TICKET_TEMPLATE = (
     "Message: Please add an option to share boards publicly.\nTeam: feature request\n\n"
     "Message: I can't log in because my password reset link doesn't work.\n"
     "Team: account access\n\n"
-    "Message: {text}\nTeam:")
+    "Message: {text}\nTeam:"
+)
 """Few-shot raw prompt; the four examples were written for it and are not in the ticket set."""
 CONTENT_FREE = "N/A"
 TOPICS = {
@@ -63,8 +64,9 @@ class TriageThresholds:
         for name in ("clarify_margin", "escalate_mass"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-                raise InvalidRequestError(f"Invalid '{name}': expected 0..1, got {v!r}.",
-                                          param=name)
+                raise InvalidRequestError(
+                    f"Invalid '{name}': expected 0..1, got {v!r}.", param=name
+                )
 
 
 @dataclass(frozen=True)
@@ -83,37 +85,51 @@ class TriageResult:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "label": self.label, "probs": dict(self.probs),
-                "margin": self.margin, "top2": list(self.top2), "top2_mass": self.top2_mass,
-                "question": self.question, "escalated_to": self.escalated_to,
-                "strong": None if self.strong is None else dict(self.strong),
-                "reasons": list(self.reasons)}
+        return {
+            "action": self.action,
+            "label": self.label,
+            "probs": dict(self.probs),
+            "margin": self.margin,
+            "top2": list(self.top2),
+            "top2_mass": self.top2_mass,
+            "question": self.question,
+            "escalated_to": self.escalated_to,
+            "strong": None if self.strong is None else dict(self.strong),
+            "reasons": list(self.reasons),
+        }
 
 
 def top_two(probs: Mapping[str, float]) -> tuple[tuple[str, str], float, float]:
     """The two most likely labels, their margin and their summed probability."""
     order = sorted(probs, key=lambda k: -probs[k])
     a, b = order[0], order[1] if len(order) > 1 else order[0]
-    return (a, b), probs[a] - (probs[b] if b != a else 0.0), probs[a] + (
-        probs[b] if b != a else 0.0)
+    return (
+        (a, b),
+        probs[a] - (probs[b] if b != a else 0.0),
+        probs[a] + (probs[b] if b != a else 0.0),
+    )
 
 
 def clarifying_question(a: str, b: str, topics: Mapping[str, str] | None = None) -> str:
     """One question that tells team ``a`` from team ``b``."""
     t = {**TOPICS, **(topics or {})}
-    return (f"To get this to the right team: is your message about {t.get(a, a)}, "
-            f"or about {t.get(b, b)}?")
+    return (
+        f"To get this to the right team: is your message about {t.get(a, a)}, "
+        f"or about {t.get(b, b)}?"
+    )
 
 
-def content_free_prior(engine: Engine, labels: Sequence[str], template: str, chat: bool,
-                       text: str = CONTENT_FREE) -> dict[str, float]:
+def content_free_prior(
+    engine: Engine, labels: Sequence[str], template: str, chat: bool, text: str = CONTENT_FREE
+) -> dict[str, float]:
     """The label distribution for a content-free message (contextual calibration, Zhao et al.
     2021, "Calibrate Before Use"): what the prompt alone makes the model prefer."""
     return dict(classify(engine, text, list(labels), template=template, chat=chat).probs)
 
 
-def prior_corrected(probs: Mapping[str, float], prior: Mapping[str, float] | None
-                    ) -> dict[str, float]:
+def prior_corrected(
+    probs: Mapping[str, float], prior: Mapping[str, float] | None
+) -> dict[str, float]:
     """``p(label) / prior(label)``, renormalised (the input when ``prior`` is None)."""
     if prior is None:
         return dict(probs)
@@ -122,17 +138,30 @@ def prior_corrected(probs: Mapping[str, float], prior: Mapping[str, float] | Non
     return {k: v / total for k, v in w.items()}
 
 
-def _classify(engine: Engine, text: str, labels: Sequence[str], template: str, chat: bool,
-              prior: Mapping[str, float] | None) -> dict[str, float]:
+def _classify(
+    engine: Engine,
+    text: str,
+    labels: Sequence[str],
+    template: str,
+    chat: bool,
+    prior: Mapping[str, float] | None,
+) -> dict[str, float]:
     r = classify(engine, text, list(labels), template=template, chat=chat)
     return prior_corrected(r.probs, prior)
 
 
 def triage(
-    engine: Engine, text: str, *, labels: Sequence[str] = TICKET_LABELS,
-    thresholds: TriageThresholds | None = None, template: str = TICKET_TEMPLATE,
-    chat: bool = False, answer: str | None = None, strong: Engine | None = None,
-    topics: Mapping[str, str] | None = None, prior: Mapping[str, float] | None | str = "auto",
+    engine: Engine,
+    text: str,
+    *,
+    labels: Sequence[str] = TICKET_LABELS,
+    thresholds: TriageThresholds | None = None,
+    template: str = TICKET_TEMPLATE,
+    chat: bool = False,
+    answer: str | None = None,
+    strong: Engine | None = None,
+    topics: Mapping[str, str] | None = None,
+    prior: Mapping[str, float] | None | str = "auto",
 ) -> TriageResult:
     """Route ``text`` to one of ``labels``, or ask a clarifying question, or escalate.
 
@@ -144,50 +173,104 @@ def triage(
     """
     labs = check_options(labels, param="labels", kind="label")
     if len(labs) < 2:
-        raise InvalidRequestError("Invalid 'labels': routing needs at least two teams.",
-                                  param="labels")
+        raise InvalidRequestError(
+            "Invalid 'labels': routing needs at least two teams.", param="labels"
+        )
     th = thresholds or TriageThresholds()
     if not isinstance(text, str) or not text.strip():
         raise InvalidRequestError("Invalid 'text': the message is empty.", param="text")
     body = text if answer is None else f"{text} (asked which team: {answer})"
     pri = content_free_prior(engine, labs, template, chat) if prior == "auto" else prior
     if isinstance(pri, str):
-        raise InvalidRequestError("Invalid 'prior': expected 'auto', None or a dict.",
-                                  param="prior")
+        raise InvalidRequestError(
+            "Invalid 'prior': expected 'auto', None or a dict.", param="prior"
+        )
     probs = _classify(engine, body, labs, template, chat, pri)
     pair, margin, mass = top_two(probs)
     if margin >= th.clarify_margin:
-        return TriageResult("route", pair[0], probs, margin, pair, mass,
-                            reasons=(f"margin {margin:.3f} >= {th.clarify_margin:g}",))
+        return TriageResult(
+            "route",
+            pair[0],
+            probs,
+            margin,
+            pair,
+            mass,
+            reasons=(f"margin {margin:.3f} >= {th.clarify_margin:g}",),
+        )
     if answer is None and mass >= th.escalate_mass:
-        return TriageResult("clarify", None, probs, margin, pair, mass,
-                            question=clarifying_question(*pair, topics),
-                            reasons=(f"margin {margin:.3f} < {th.clarify_margin:g}; top-2 mass "
-                                     f"{mass:.3f} >= {th.escalate_mass:g}",))
-    why = ("still unsure after the customer's answer" if answer is not None
-           else f"top-2 mass {mass:.3f} < {th.escalate_mass:g}")
-    return _escalate(strong, body, labs, template, chat, th, probs, pair, margin, mass, why,
-                     prior == "auto")
+        return TriageResult(
+            "clarify",
+            None,
+            probs,
+            margin,
+            pair,
+            mass,
+            question=clarifying_question(*pair, topics),
+            reasons=(
+                f"margin {margin:.3f} < {th.clarify_margin:g}; top-2 mass "
+                f"{mass:.3f} >= {th.escalate_mass:g}",
+            ),
+        )
+    why = (
+        "still unsure after the customer's answer"
+        if answer is not None
+        else f"top-2 mass {mass:.3f} < {th.escalate_mass:g}"
+    )
+    return _escalate(
+        strong, body, labs, template, chat, th, probs, pair, margin, mass, why, prior == "auto"
+    )
 
 
-def _escalate(strong: Engine | None, body: str, labs: list[str], template: str, chat: bool,
-              th: TriageThresholds, probs: dict[str, float], pair: tuple[str, str],
-              margin: float, mass: float, why: str, use_prior: bool) -> TriageResult:
+def _escalate(
+    strong: Engine | None,
+    body: str,
+    labs: list[str],
+    template: str,
+    chat: bool,
+    th: TriageThresholds,
+    probs: dict[str, float],
+    pair: tuple[str, str],
+    margin: float,
+    mass: float,
+    why: str,
+    use_prior: bool,
+) -> TriageResult:
     if strong is None:
-        return TriageResult("escalate", None, probs, margin, pair, mass,
-                            escalated_to="person", reasons=(why,))
+        return TriageResult(
+            "escalate", None, probs, margin, pair, mass, escalated_to="person", reasons=(why,)
+        )
     s_prior = content_free_prior(strong, labs, template, chat) if use_prior else None
     s = _classify(strong, body, labs, template, chat, s_prior)
     s_pair, s_margin, _ = top_two(s)
-    info = {"model": str(getattr(strong, "model_name", "")), "label": s_pair[0],
-            "probs": s, "margin": s_margin}
+    info = {
+        "model": str(getattr(strong, "model_name", "")),
+        "label": s_pair[0],
+        "probs": s,
+        "margin": s_margin,
+    }
     if s_margin >= th.clarify_margin:
-        return TriageResult("escalate", s_pair[0], probs, margin, pair, mass,
-                            escalated_to="model", strong=info,
-                            reasons=(why, f"strong model sure (margin {s_margin:.3f})"))
-    return TriageResult("escalate", None, probs, margin, pair, mass, escalated_to="person",
-                        strong=info, reasons=(why, f"strong model unsure too "
-                                                   f"(margin {s_margin:.3f})"))
+        return TriageResult(
+            "escalate",
+            s_pair[0],
+            probs,
+            margin,
+            pair,
+            mass,
+            escalated_to="model",
+            strong=info,
+            reasons=(why, f"strong model sure (margin {s_margin:.3f})"),
+        )
+    return TriageResult(
+        "escalate",
+        None,
+        probs,
+        margin,
+        pair,
+        mass,
+        escalated_to="person",
+        strong=info,
+        reasons=(why, f"strong model unsure too (margin {s_margin:.3f})"),
+    )
 
 
 @dataclass(frozen=True)
@@ -196,18 +279,27 @@ class TriageFit:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clarify_margin": self.thresholds.clarify_margin,
-                "escalate_mass": self.thresholds.escalate_mass, "notes": list(self.notes)}
+        return {
+            "clarify_margin": self.thresholds.clarify_margin,
+            "escalate_mass": self.thresholds.escalate_mass,
+            "notes": list(self.notes),
+        }
 
 
-def fit_triage(probs: Sequence[Mapping[str, float]], gold: Sequence[str], *,
-               route_precision: float = 0.9, clarify_precision: float = 0.9) -> TriageFit:
+def fit_triage(
+    probs: Sequence[Mapping[str, float]],
+    gold: Sequence[str],
+    *,
+    route_precision: float = 0.9,
+    clarify_precision: float = 0.9,
+) -> TriageFit:
     """Learn the two thresholds from labelled distributions (see the module docstring)."""
     from ..calibration import pick_threshold
 
     if len(probs) != len(gold) or len(gold) < 2:
-        raise InvalidRequestError("fit needs as many gold labels as predictions (at least 2)",
-                                  param="gold")
+        raise InvalidRequestError(
+            "fit needs as many gold labels as predictions (at least 2)", param="gold"
+        )
     tops = [top_two(p) for p in probs]
     margin = np.array([t[1] for t in tops])
     correct = np.array([t[0][0] == g for t, g in zip(tops, gold, strict=True)])
@@ -223,8 +315,7 @@ def fit_triage(probs: Sequence[Mapping[str, float]], gold: Sequence[str], *,
     em = 0.0
     if unsure.any():
         try:
-            em = pick_threshold(mass, in_two, f"precision={clarify_precision}",
-                                n_boot=0).threshold
+            em = pick_threshold(mass, in_two, f"precision={clarify_precision}", n_boot=0).threshold
         except CalibrationError as e:
             em = 1.0
             notes.append(f"nothing is clarified: {e.message}")
@@ -236,8 +327,13 @@ def actions_for(probs: Sequence[Mapping[str, float]], th: TriageThresholds) -> l
     out: list[Action] = []
     for p in probs:
         _, margin, mass = top_two(p)
-        out.append("route" if margin >= th.clarify_margin
-                   else "clarify" if mass >= th.escalate_mass else "escalate")
+        out.append(
+            "route"
+            if margin >= th.clarify_margin
+            else "clarify"
+            if mass >= th.escalate_mass
+            else "escalate"
+        )
     return out
 
 

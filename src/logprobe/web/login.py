@@ -61,8 +61,11 @@ def safe_next(target: str | None, auth: KeyAuth) -> str:
 
 
 def _page(next_: str, error: str | None, status: int) -> HTMLResponse:
-    box = (f'<div class="error" role="alert" id="login-error">{html.escape(error)}</div>\n'
-           if error else "")
+    box = (
+        f'<div class="error" role="alert" id="login-error">{html.escape(error)}</div>\n'
+        if error
+        else ""
+    )
     body = _PAGE.replace("{error}", box).replace("{next}", html.escape(next_, quote=True))
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
@@ -87,8 +90,11 @@ def require_csrf(request: Request, auth: KeyAuth) -> None:
         raise CSRFError("cross-origin request refused", param="origin", code="csrf_failed")
     token = request.headers.get(CSRF_HEADER)
     if not auth.csrf_ok(request.cookies.get(SESSION_COOKIE), token):
-        raise CSRFError(f"missing or wrong {CSRF_HEADER} header (reload the page)",
-                        param=CSRF_HEADER, code="csrf_failed")
+        raise CSRFError(
+            f"missing or wrong {CSRF_HEADER} header (reload the page)",
+            param=CSRF_HEADER,
+            code="csrf_failed",
+        )
 
 
 def add_login_routes(router: APIRouter, auth: KeyAuth) -> None:
@@ -110,25 +116,31 @@ def add_login_routes(router: APIRouter, auth: KeyAuth) -> None:
         if not auth.key_ok((form.get("key") or [""])[0]):
             return _page(target, "wrong key", 401)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(SESSION_COOKIE, auth.new_session(), max_age=auth.ttl_s,
-                            path=auth.ui_prefix, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            SESSION_COOKIE,
+            auth.new_session(),
+            max_age=auth.ttl_s,
+            path=auth.ui_prefix,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     @router.post("/logout", include_in_schema=False)
     def logout(request: Request) -> Response:
         require_csrf(request, auth)
         response = Response(status_code=204)
-        response.delete_cookie(SESSION_COOKIE, path=auth.ui_prefix, httponly=True,
-                               samesite="strict")
+        response.delete_cookie(
+            SESSION_COOKIE, path=auth.ui_prefix, httponly=True, samesite="strict"
+        )
         return response
 
     @router.get("/api/session")
     def session(request: Request) -> dict[str, object]:
         if auth.enabled and not auth.authorized(request.scope):  # pragma: no cover - middleware
             raise AuthenticationError("log in first")
-        return {"auth": auth.enabled,
-                "csrf": auth.csrf_token(request.cookies.get(SESSION_COOKIE))}
+        return {"auth": auth.enabled, "csrf": auth.csrf_token(request.cookies.get(SESSION_COOKIE))}
 
 
 __all__ = ["CSRFError", "add_login_routes", "require_csrf", "safe_next", "same_origin"]
