@@ -142,7 +142,26 @@ class TwoNodeCluster:
         )
         self._wait(["status", "--address", self.address], timeout)
         self._start(["--address", self.address], self.dirs[1])
+        self._wait_for_nodes(2, timeout)  # the second node registers a few seconds later
         return self
+
+    def _wait_for_nodes(self, n: int, timeout: float) -> None:
+        probe = (
+            "import sys, ray\n"
+            f"ray.init(address={self.address!r}, logging_level='ERROR')\n"
+            "alive = sum(1 for node in ray.nodes() if node['Alive'])\n"
+            "ray.shutdown()\n"
+            f"sys.exit(0 if alive >= {n} else 1)\n"
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = subprocess.run([sys.executable, "-c", probe], env=self.env, capture_output=True)
+            if done.returncode == 0:
+                return
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"ray start exited early; see logs in {self.root}")
+            time.sleep(1.0)
+        raise TimeoutError(f"the Ray cluster has fewer than {n} nodes after {timeout}s")
 
     def _wait(self, cmd: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
