@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
-import sys
 from importlib import metadata
 from typing import Annotated, Any
 
@@ -79,24 +77,11 @@ def _cpu() -> dict[str, Any]:
 
 
 def _run(code: str, *args: str, timeout: float = 180.0) -> dict[str, Any]:
-    try:
-        p = subprocess.run(
-            [sys.executable, "-c", code, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "detail": f"no answer within {timeout:.0f} s"}
-    if p.returncode < 0:
-        import signal
+    from ..engines.portability import run_python
 
-        try:
-            sig = signal.Signals(-p.returncode).name
-        except ValueError:
-            sig = f"signal {-p.returncode}"
-        return {"ok": False, "detail": f"the engine process died with {sig}"}
+    p, failure = run_python(code, *args, timeout=timeout, who="the engine process")
+    if p is None or failure is not None:
+        return {"ok": False, "detail": failure}
     lines = p.stdout.strip().splitlines()
     if p.returncode == 0 and lines:
         try:

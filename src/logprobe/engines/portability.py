@@ -152,6 +152,33 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
+def run_python(
+    code: str, *args: str, timeout: float, who: str
+) -> tuple[subprocess.CompletedProcess[str] | None, str | None]:
+    """Run ``python -c code args`` in a subprocess (where a crash cannot take this process
+    down); returns the finished process and, if it timed out or died of a signal (SIGILL from
+    an unsupported instruction), a one-line reason naming ``who``."""
+    import signal
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"no answer within {timeout:.0f} s"
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        return proc, f"{who} died with {name}"
+    return proc, None
+
+
 def self_test(
     model_path: str,
     *,
@@ -172,27 +199,14 @@ def self_test(
                 return _maybe_raise(verdict, raise_on_failure)
         except (OSError, ValueError):
             pass
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _PROBE, model_path, "1" if extra_buffers else "0"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        ok = proc.returncode == 0
-        if proc.returncode < 0:
-            import signal
-
-            try:
-                name = signal.Signals(-proc.returncode).name
-            except ValueError:
-                name = f"signal {-proc.returncode}"
-            detail = f"the model process died with {name}"
-        else:
-            detail = (proc.stdout.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-    except subprocess.TimeoutExpired:
-        ok, detail = False, f"no answer within {timeout:.0f} s"
+    proc, failure = run_python(
+        _PROBE, model_path, "1" if extra_buffers else "0", timeout=timeout, who="the model process"
+    )
+    ok = proc is not None and proc.returncode == 0
+    if proc is None or failure is not None:
+        detail = str(failure)
+    else:
+        detail = (proc.stdout.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
     verdict = {"ok": ok, "detail": detail, "extra_buffers": extra_buffers, "cached": False}
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
