@@ -11,60 +11,42 @@ Every method runs in its own transaction and raises :class:`~logprobe.errors.Sto
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import URL, Connection, Engine, Row
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import InvalidRequestError, StoreError
 from ..types import Choice, Completion, ScoredText, TokenLogprob, Usage
 from . import schema as S
-from .codec import jsonable, row_token, token_tuple
+from .codec import jsonable
 from .connect import WRITE_OPTION, first_line, make_engine, resolve_url
-from .metrics import compute
 from .migrations import migrate
 from .models import Recorded, Run, RunNotFoundError, StoredResponse
 
-TOKEN_BATCH = 5000
-MAX_RUN_NAME = 200
-Prompt = str | Sequence[Mapping[str, Any]] | None
-
-
-def check_run_name(name: object) -> str:
-    """A valid run name, or :class:`InvalidRequestError` saying what is wrong with it."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidRequestError("a run name must be a non-empty string", param="run")
-    if len(name) > MAX_RUN_NAME:
-        raise InvalidRequestError(f"run name longer than {MAX_RUN_NAME} characters", param="run")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise InvalidRequestError("run name contains control characters", param="run")
-    return name
-
-
-def prompt_fields(prompt: Prompt) -> tuple[str, list[dict[str, Any]] | None]:
-    """``(text, messages)``: a chat prompt is kept as messages and as ``role: content`` lines
-    (that text is what runs are aligned on when compared)."""
-    if prompt is None:
-        return "", None
-    if isinstance(prompt, str):
-        return prompt, None
-    messages = [dict(m) for m in prompt]
-    lines = []
-    for m in messages:
-        content = m.get("content")
-        body = content if isinstance(content, str) else json.dumps(jsonable(content))
-        lines.append(f"{m.get('role', 'user')}: {body}")
-    return "\n".join(lines), jsonable(messages)
-
-
-def prompt_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+# The read and write helpers live in .queries and .writes; the names they had here stay
+# importable from this module.
+from .queries import load_tokens as _load_tokens
+from .queries import response_from_row as _response_from_row
+from .queries import responses_query as _responses_query
+from .queries import run_from_row as _run_from_row
+from .queries import runs_query as _runs_query
+from .queries import with_tokens as _with_tokens
+from .writes import MAX_RUN_NAME as MAX_RUN_NAME
+from .writes import TOKEN_BATCH as TOKEN_BATCH
+from .writes import Prompt as Prompt
+from .writes import _insert_tokens as _insert_tokens
+from .writes import check_run_name as check_run_name
+from .writes import find_run_id as _run_id
+from .writes import insert_choice as _insert_choice
+from .writes import insert_run as _insert_run
+from .writes import inserted_id as _inserted_id
+from .writes import prompt_fields as prompt_fields
+from .writes import prompt_hash as prompt_hash
 
 
 class Store:
@@ -400,203 +382,3 @@ class Store:
         from .compare import compare_runs
 
         return compare_runs(self, run_a, run_b, token_limit=token_limit)
-
-
-# -- row helpers ------------------------------------------------------------------------------
-def _run_id(conn: Connection, name: str) -> int | None:
-    return conn.execute(select(S.runs.c.id).where(S.runs.c.name == name)).scalar()
-
-
-def _insert_run(
-    conn: Connection,
-    name: str,
-    model: str,
-    model_version: str,
-    prompt_template: str | None,
-    params: Any,
-    tags: Sequence[str],
-) -> int:
-    """Insert a run unless one of that name exists (a concurrent writer may have made it)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(S.runs)
-        .values(
-            name=name,
-            model=model or "",
-            model_version=model_version or "",
-            prompt_template=prompt_template,
-            params=jsonable(params) or {},
-            tags=sorted({str(t) for t in tags}),
-            created_at=time.time(),
-        )
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    conn.execute(stmt)
-    run_id = _run_id(conn, name)
-    if run_id is None:  # pragma: no cover - impossible after the upsert above
-        raise StoreError(f"run {name!r} could not be created")
-    return int(run_id)
-
-
-def _insert_choice(
-    conn: Connection,
-    run_id: int,
-    request_id: int,
-    completion: Completion,
-    choice: Choice,
-    correct: bool | None,
-    now: float,
-) -> int:
-    m = compute(choice.tokens)
-    response_id = _inserted_id(
-        conn,
-        S.responses.insert().values(
-            request_id=request_id,
-            run_id=run_id,
-            choice_index=choice.index,
-            text=choice.text,
-            finish_reason=choice.finish_reason,
-            model=completion.model or "",
-            provider=completion.provider or "",
-            logprob_mode=completion.logprob_mode,
-            completion_id=completion.id,
-            usage_prompt_tokens=completion.usage.prompt_tokens,
-            usage_completion_tokens=completion.usage.completion_tokens,
-            has_prompt_tokens=choice.prompt_tokens is not None,
-            correct=correct,
-            created_at=now,
-            **m.as_row(),
-        ),
-    )
-    _insert_tokens(conn, response_id, S.PART_COMPLETION, choice.tokens)
-    if choice.prompt_tokens:
-        _insert_tokens(conn, response_id, S.PART_PROMPT, choice.prompt_tokens)
-    return response_id
-
-
-def _inserted_id(conn: Connection, stmt: Any) -> int:
-    key = conn.execute(stmt).inserted_primary_key
-    if key is None:  # pragma: no cover - every table here has an integer primary key
-        raise StoreError("the database returned no id for a new row")
-    return int(key[0])
-
-
-def _insert_tokens(
-    conn: Connection, response_id: int, part: int, toks: Sequence[TokenLogprob]
-) -> None:
-    """Bulk insert through the driver's executemany (one row per token, batches of 5000)."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO tokens ({', '.join(S.TOKEN_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(S.TOKEN_COLUMNS))})"
-    )
-    for start in range(0, len(toks), TOKEN_BATCH):
-        chunk = toks[start : start + TOKEN_BATCH]
-        rows = [token_tuple(response_id, part, start + i, t) for i, t in enumerate(chunk)]
-        conn.exec_driver_sql(sql, rows)
-
-
-def _runs_query() -> Any:
-    r = S.responses.c
-    stats = (
-        select(
-            r.run_id,
-            func.count().label("n_responses"),
-            func.avg(r.mean_logprob).label("avg_mean_logprob"),
-        )
-        .group_by(r.run_id)
-        .subquery()
-    )
-    return select(S.runs, stats.c.n_responses, stats.c.avg_mean_logprob).outerjoin(
-        stats, stats.c.run_id == S.runs.c.id
-    )
-
-
-def _run_from_row(row: Row[Any]) -> Run:
-    m = row._mapping
-    avg = m["avg_mean_logprob"]
-    return Run(
-        id=int(m["id"]),
-        name=m["name"],
-        model=m["model"],
-        model_version=m["model_version"],
-        prompt_template=m["prompt_template"],
-        params=m["params"] or {},
-        tags=tuple(m["tags"] or ()),
-        created_at=float(m["created_at"]),
-        n_responses=int(m["n_responses"] or 0),
-        mean_logprob=None if avg is None else float(avg),
-    )
-
-
-def _responses_query() -> Any:
-    q = S.requests.c
-    return select(S.responses, q.prompt, q.messages, q.params, q.meta, q.latency_ms).join(
-        S.requests, S.requests.c.id == S.responses.c.request_id
-    )
-
-
-def _response_from_row(row: Row[Any], run_name: str) -> StoredResponse:
-    m = row._mapping
-    return StoredResponse(
-        id=int(m["id"]),
-        run=run_name,
-        request_id=int(m["request_id"]),
-        prompt=m["prompt"],
-        messages=m["messages"],
-        params=m["params"] or {},
-        meta=m["meta"] or {},
-        choice_index=int(m["choice_index"]),
-        text=m["text"],
-        finish_reason=m["finish_reason"],
-        model=m["model"],
-        provider=m["provider"],
-        logprob_mode=m["logprob_mode"],
-        completion_id=m["completion_id"],
-        usage=Usage(int(m["usage_prompt_tokens"]), int(m["usage_completion_tokens"])),
-        n_tokens=int(m["n_tokens"]),
-        n_scored=int(m["n_scored"]),
-        sum_logprob=m["sum_logprob"],
-        mean_logprob=m["mean_logprob"],
-        min_logprob=m["min_logprob"],
-        perplexity=m["perplexity"],
-        mean_entropy=m["mean_entropy"],
-        n_low_confidence=int(m["n_low_confidence"]),
-        correct=m["correct"],
-        latency_ms=m["latency_ms"],
-        created_at=float(m["created_at"]),
-        has_prompt_tokens=bool(m["has_prompt_tokens"]),
-    )
-
-
-def _load_tokens(
-    conn: Connection,
-    response_id: int,
-    part: int,
-    offset: int = 0,
-    limit: int | None = None,
-    alternatives: bool = True,
-) -> list[TokenLogprob]:
-    t = S.tokens.c
-    q = (
-        select(S.tokens)
-        .where((t.response_id == response_id) & (t.part == part))
-        .order_by(t.position)
-    )
-    if offset > 0:
-        q = q.where(t.position >= offset)
-    if limit is not None:
-        q = q.limit(max(0, limit))
-    return [row_token(r, with_alternatives=alternatives) for r in conn.execute(q)]
-
-
-def _with_tokens(conn: Connection, resp: StoredResponse) -> StoredResponse:
-    from dataclasses import replace
-
-    toks = tuple(_load_tokens(conn, resp.id, S.PART_COMPLETION))
-    prompt_toks = (
-        tuple(_load_tokens(conn, resp.id, S.PART_PROMPT)) if resp.has_prompt_tokens else None
-    )
-    return replace(resp, tokens=toks, prompt_tokens=prompt_toks)
