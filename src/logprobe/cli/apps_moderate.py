@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import InvalidRequestError
-from ..tasks.datasets import TextRow, parse_label_map, read_rows, subset, text_rows
+from ..tasks.datasets import TextRow, read_rows
 from ..tasks.moderate import (
     ModerationResult,
     Policy,
@@ -21,6 +21,7 @@ from ..tasks.moderate import (
 )
 from ..tasks.moderate_fit import fit_moderation, load_fit, save_fit
 from ..tasks.runner import ordered_map
+from ._dataset_rows import dataset_rows
 from ._tasks_common import engine_from, print_json, progress_bar, stdout_console
 
 MODEL_HELP = "GGUF path or 'gemma'; default: the embedded SmolLM2-135M-Instruct."
@@ -68,19 +69,15 @@ def moderate_cmd(
             [c.strip() for c in text_col.split(",")] + ([label_col] if label_col else []),
             fmt,
         )
-        rows = subset(
-            list(
-                text_rows(
-                    dataset,
-                    text_col=text_col,
-                    label_col=label_col,
-                    label_map=parse_label_map(label_map),
-                    labels=pol.labels,
-                    fmt=fmt,
-                )
-            ),
-            limit,
-            seed,
+        rows = dataset_rows(
+            dataset,
+            text_col=text_col,
+            label_col=label_col,
+            label_map=label_map,
+            labels=pol.labels,
+            fmt=fmt,
+            limit=limit,
+            seed=seed,
         )
         raw, gold, skipped = _raw_probs(engine, pol, rows, workers)
     if not raw:
