@@ -1,10 +1,10 @@
 """The remote engine over real HTTP on loopback.
 
-Part 1 drives a scripted stand-in for a paid OpenAI endpoint (a real HTTP server answering the
-documented shapes in the order a test scripts), to test retries, Retry-After, timeouts, error
-mapping, streaming and the request bodies. Part 2 boots logprobe's own server with uvicorn and
-checks that the remote engine gives the same tokens and logprobs (within 1e-4) as the embedded
-engine it serves.
+Part 1 drives a scripted stand-in for a paid OpenAI endpoint (:mod:`.remote_fakes`: a real HTTP
+server answering the documented shapes in the order a test scripts), to test the request bodies,
+capabilities, server quirks and streaming; retries, Retry-After, timeouts and error mapping are in
+``test_remote_errors.py``. Part 2 boots logprobe's own server with uvicorn and checks that the
+remote engine gives the same tokens and logprobs (within 1e-4) as the embedded engine it serves.
 """
 
 from __future__ import annotations
@@ -14,126 +14,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
-from logprobe import ContextOverflowError, InvalidRequestError, NoLogprobsError, ProviderError
+from logprobe import InvalidRequestError, NoLogprobsError, ProviderError
 from logprobe.engines import Engine, GenerationParams
-from logprobe.engines._http import retry_after, split_base_url
+from logprobe.engines._http import split_base_url
 from logprobe.engines.remote import RemoteEngine
 
-MSGS = [{"role": "user", "content": "Hi"}]
-
-
-# ── a scripted OpenAI stand-in ───────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    sse: list[str] | None = None
-    """Raw SSE data payloads, each sent as ``data: X`` + blank line."""
-
-
-class Scripted:
-    """Answers POSTs with the scripted replies in order (the last one repeats)."""
-
-    def __init__(self) -> None:
-        self.replies: list[Reply] = []
-        self.requests: list[tuple[str, dict[str, str], Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append((self.path, dict(self.headers), json.loads(raw or b"{}")))
-                r = outer.replies.pop(0) if len(outer.replies) > 1 else outer.replies[0]
-                if r.delay:
-                    time.sleep(r.delay)
-                self.send_response(r.status)
-                for k, v in r.headers.items():
-                    self.send_header(k, v)
-                if r.sse is not None:
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.end_headers()
-                    for data in r.sse:
-                        self.wfile.write(f"data: {data}\n\n".encode())
-                        self.wfile.flush()
-                    return
-                payload = r.body if isinstance(r.body, bytes) else json.dumps(r.body).encode()
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def fake() -> Iterator[Scripted]:
-    s = Scripted()
-    yield s
-    s.close()
-
-
-def chat_ok(tokens: list[tuple[str, float]], top: int = 1) -> dict[str, Any]:
-    # OpenAI chat.completion with logprobs.content entries (wire doc, OpenAI Chat Completions)
-    entries = [
-        {
-            "token": t,
-            "logprob": lp,
-            "bytes": list(t.encode()),
-            "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}][:top],
-        }
-        for t, lp in tokens
-    ]
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "m",
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": "".join(t for t, _ in tokens)},
-                "logprobs": {"content": entries, "refusal": None},
-            }
-        ],
-        "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens), "total_tokens": 9},
-    }
-
-
-def error_body(
-    message: str, param: str | None = None, type_: str = "invalid_request_error"
-) -> dict[str, Any]:
-    # OpenAI error object: always the four keys (wire doc, "Errors")
-    return {"error": {"message": message, "type": type_, "param": param, "code": None}}
-
-
-def engine_for(fake: Scripted, **kw: Any) -> RemoteEngine:
-    kw.setdefault("backoff", 0.01)
-    return RemoteEngine(fake.url, "m", **kw)
-
+from .remote_fakes import MSGS, Reply, Scripted, chat_ok, engine_for, error_body
 
 # ── construction ─────────────────────────────────────────────────────────────────────────────
 
@@ -217,125 +107,6 @@ def test_a_server_without_echo_cannot_score_and_is_asked_only_once(fake: Scripte
             assert info.value.param == "echo"
         assert not eng.can_score and eng.quirks.echo_ok is False
     assert len(fake.requests) == 1  # the failed check is remembered
-
-
-# ── retries and errors ───────────────────────────────────────────────────────────────────────
-
-
-def test_429_honours_retry_after(fake: Scripted) -> None:
-    fake.replies = [
-        Reply(
-            429, error_body("Rate limit", type_="rate_limit_error"), headers={"Retry-After": "0.4"}
-        ),
-        Reply(body=chat_ok([("Hi", -0.1)])),
-    ]
-    t0 = time.monotonic()
-    with engine_for(fake) as eng:
-        assert eng.chat(MSGS).text == "Hi"
-    assert time.monotonic() - t0 >= 0.4 and len(fake.requests) == 2
-
-
-def test_5xx_retried_with_backoff_then_reported_with_the_server_message(fake: Scripted) -> None:
-    fake.replies = [
-        Reply(503, error_body("overloaded", type_="server_error")),
-        Reply(503, error_body("overloaded", type_="server_error")),
-        Reply(body=chat_ok([("Hi", -0.1)])),
-    ]
-    with engine_for(fake, max_retries=2) as eng:
-        assert eng.chat(MSGS).text == "Hi"
-    assert len(fake.requests) == 3
-    fake.requests.clear()
-    fake.replies = [Reply(502, b"Bad Gateway")]
-    with (
-        engine_for(fake, max_retries=1) as eng,
-        pytest.raises(ProviderError, match="HTTP 502 after 2 attempts: Bad Gateway"),
-    ):
-        eng.chat(MSGS)
-    assert len(fake.requests) == 2
-
-
-def test_retry_after_beyond_the_limit_is_reported_not_waited(fake: Scripted) -> None:
-    fake.replies = [Reply(429, error_body("slow down"), headers={"Retry-After": "3600"})]
-    t0 = time.monotonic()
-    with engine_for(fake) as eng, pytest.raises(ProviderError, match="retry after 3600 s"):
-        eng.chat(MSGS)
-    assert time.monotonic() - t0 < 5
-
-
-def test_retry_after_http_date() -> None:
-    when = datetime.now(UTC) + timedelta(seconds=30)
-    resp = httpx.Response(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
-    assert 25 <= (retry_after(resp) or 0) <= 31
-    assert retry_after(httpx.Response(429, headers={"retry-after-ms": "250"})) == 0.25
-    assert retry_after(httpx.Response(429, headers={"Retry-After": "soon"})) is None
-
-
-def test_timeouts_are_retried_then_reported(fake: Scripted) -> None:
-    fake.replies = [Reply(body=chat_ok([("Hi", -0.1)]), delay=1.0)]
-    with (
-        engine_for(fake, timeout=0.2, max_retries=1) as eng,
-        pytest.raises(ProviderError, match="timed out"),
-    ):
-        eng.chat(MSGS)
-    assert len(fake.requests) == 2
-
-
-def test_400_is_an_invalid_request_with_the_server_param(fake: Scripted) -> None:
-    fake.replies = [
-        Reply(
-            400,
-            error_body(
-                "Invalid 'top_logprobs': integer above maximum value.", param="top_logprobs"
-            ),
-        )
-    ]
-    with (
-        engine_for(fake) as eng,
-        pytest.raises(InvalidRequestError, match="integer above maximum") as info,
-    ):
-        eng.chat(MSGS, GenerationParams.make(top_logprobs=3))
-    assert info.value.param == "top_logprobs" and len(fake.requests) == 1
-
-
-@pytest.mark.parametrize(
-    ("reply", "error", "pattern"),
-    [
-        (Reply(401, error_body("Incorrect API key provided")), ProviderError, "authentication"),
-        (
-            Reply(400, error_body("This model's maximum context length is 8 tokens")),
-            ContextOverflowError,
-            "maximum context length",
-        ),
-        (
-            Reply(422, {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}),
-            InvalidRequestError,
-            "messages: field required",
-        ),
-        (
-            Reply(404, {"object": "error", "message": "model m not found", "code": 404}),
-            InvalidRequestError,
-            "model m not found",
-        ),
-        (Reply(200, b"<html>not json</html>"), ProviderError, "not JSON"),
-    ],
-)
-def test_error_bodies_of_every_common_shape(
-    fake: Scripted, reply: Reply, error: type, pattern: str
-) -> None:
-    fake.replies = [reply]
-    with engine_for(fake) as eng, pytest.raises(error, match=pattern):
-        eng.chat(MSGS)
-
-
-def test_unreachable_server() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with (
-        RemoteEngine(f"http://127.0.0.1:{port}", "m", max_retries=1, backoff=0.01) as eng,
-        pytest.raises(ProviderError, match="cannot reach"),
-    ):
-        eng.chat(MSGS)
 
 
 # ── adapting to server quirks ────────────────────────────────────────────────────────────────
