@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
-
-from .sec_support import CHROMIUM, CHROMIUM_ARGS
 
 # the store tests' real PostgreSQL server (initdb + pg_ctl on loopback), reused as a fixture
 _STORE_CONFTEST = Path(__file__).resolve().parents[1] / "store" / "conftest.py"
@@ -22,16 +16,9 @@ sys.modules["tests_store_conftest"] = _store_conftest
 _spec.loader.exec_module(_store_conftest)
 postgres_server = _store_conftest.postgres_server
 
+# headless Debian Chromium under Playwright: the viewer tests' fixture, shared from tests/web
+_WEB = str(Path(__file__).resolve().parents[1] / "web")
+if _WEB not in sys.path:
+    sys.path.insert(0, _WEB)
 
-@pytest.fixture(scope="module")  # not session: tests/web starts its own Playwright
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium chromium-driver)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright; no browser download)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+from web_browser import chromium_browser  # noqa: E402,F401 (the fixture "browser")

@@ -1,5 +1,6 @@
 """Viewer fixtures: a populated SQLite store, the viewer booted with uvicorn on a free loopback
-port in a thread, and headless Debian Chromium driven by Playwright (never a downloaded one)."""
+port in a thread, and pages of headless Debian Chromium driven by Playwright (never a downloaded
+one; the ``browser`` fixture is shared with tests/security, in web_browser.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:  # --import-mode=importlib keeps test folders off sys.path
     sys.path.insert(0, _HERE)
 
+from web_browser import chromium_browser  # noqa: E402,F401 (the fixture "browser")
 from web_data import ViewerData, huge, populate  # noqa: E402
-from web_support import CHROMIUM, CHROMIUM_ARGS, LiveServer  # noqa: E402
+from web_support import LiveServer  # noqa: E402
 
 from logprobe.store import Store  # noqa: E402
 from logprobe.web import create_ui_app  # noqa: E402
@@ -41,20 +43,6 @@ def viewer(viewer_store: tuple[Store, ViewerData]) -> Iterator[tuple[str, Store,
 @pytest.fixture(scope="module")
 def huge_response(viewer_store: tuple[Store, ViewerData]) -> int:
     return huge(viewer_store[0])
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium chromium-driver)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright; no browser download)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _page(browser: Any, *, bypass_csp: bool) -> Iterator[Any]:
