@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._aio import AsyncEventStream
 from .base import (
     DEFAULT_MAX_LOGPROBS,
     Engine,
@@ -32,6 +33,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AsyncEventStream",
     "DEFAULT_MAX_LOGPROBS",
     "Engine",
     "GenerationOptions",

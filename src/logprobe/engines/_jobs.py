@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,14 +21,28 @@ from ._sequence import TextTracker
 from .base import GenerationParams
 
 
-class GenJob:
-    """One generation request (``params.n`` choices) and the queue its events go to."""
+class EventSink(Protocol):
+    """Where a job's events go: :class:`StreamEvent` values, then ``None`` or an exception."""
 
-    def __init__(self, ids: list[int], params: GenerationParams, constraint: Any) -> None:
+    def put(self, item: Any) -> None: ...
+
+
+class GenJob:
+    """One generation request (``params.n`` choices) and the sink its events go to: a
+    :class:`queue.SimpleQueue` read by a blocking consumer, or an asyncio consumer's
+    :class:`~._aio.AsyncEvents`. The scheduler thread is the only writer."""
+
+    def __init__(
+        self,
+        ids: list[int],
+        params: GenerationParams,
+        constraint: Any,
+        events: EventSink | None = None,
+    ) -> None:
         self.ids = ids
         self.params = params
         self.constraint = constraint
-        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.events: EventSink = queue.SimpleQueue() if events is None else events
         self._cancelled = threading.Event()
         self.prompt_tokens: tuple[TokenLogprob, ...] | None = None
         self.open_seqs = 0

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import ContextOverflowError, EngineError, LogprobeError, UnsatisfiableError
 from ..types import Alternative, TokenLogprob
+from ._aio import Mailbox
 from ._jobs import MIN_SHARED_PREFIX, GenJob, ScoreJob, Slots, _Seq, common_prefix
 from ._llama import LlamaContext, LlamaModel
 from ._logprobs import row_stats
@@ -45,6 +46,7 @@ class Scheduler(ScoringSteps):
         self.active: list[_Seq] = []
         self.cv = threading.Condition()
         self.counters: Counter[str] = Counter()
+        self.mailbox = Mailbox()  # async consumers' loops, woken once per step
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.text = [b.decode("utf-8", errors="replace") for b in model.token_bytes]
@@ -90,12 +92,14 @@ class Scheduler(ScoringSteps):
                     self.cv.wait()
                 if self._stopping:
                     self._fail_all(EngineError("the engine was closed"))
+                    self.mailbox.flush()
                     return
                 admitted = self._admit()
             try:
                 self._work(admitted)
             except Exception as e:  # a bug must fail the requests in flight, not hang them
                 self._reset(admitted, EngineError(f"the engine failed: {e!r}"))
+            self.mailbox.flush()
 
     def _work(self, admitted: list[GenJob | ScoreJob]) -> None:
         for job in admitted:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 
 from typing_extensions import Unpack
 
 from ..errors import InvalidRequestError
 from ..types import Completion, LogprobMode, ScoredText, TokenLogprob
+
+if TYPE_CHECKING:
+    from ._aio import AsyncEventStream
 
 DEFAULT_MAX_LOGPROBS = 20
 """Default cap on alternatives per token (OpenAI's); engines may be configured higher."""
@@ -296,7 +299,7 @@ class Engine(Protocol):
 class LocalEngine(Engine, Protocol):
     """An :class:`Engine` that owns its model's vocabulary and context window (the embedded
     engine). Grammar constraints, rolling perplexity and the server's token endpoints need these;
-    a remote server does not expose them."""
+    a remote server does not expose them. The server streams through :meth:`astream`."""
 
     @property
     def n_vocab(self) -> int: ...
@@ -305,3 +308,16 @@ class LocalEngine(Engine, Protocol):
     def n_ctx(self) -> int: ...
 
     def token_bytes(self, token_id: int) -> bytes: ...
+
+    async def astream(
+        self,
+        prompt: Prompt | None = None,
+        params: GenerationParams | None = None,
+        *,
+        messages: Sequence[Message] | None = None,
+        constraint: TokenConstraint | None = None,
+        **options: Unpack[GenerationOptions],
+    ) -> AsyncEventStream:
+        """:meth:`stream` for asyncio: bad input raises at the ``await``; the result is an async
+        iterator of events with ``prompt_tokens`` and ``close()``."""
+        ...

@@ -2,10 +2,11 @@
 
 Why not ``llama_cpp.Llama``: its logprob paths need ``logits_all=True`` (an ``n_ctx x n_vocab``
 score matrix and per-position Python work) and it decodes one sequence at a time. Here one
-context holds up to ``n_seq_max`` sequences in a unified KV cache; a scheduler thread owns it and
-decodes every active sequence in one batch per step (continuous batching across callers and
-threads), asking llama.cpp for logits only at the positions that need them. Logprobs, ranks,
-entropies and top-k come from one vectorised numpy pass per step (``_logprobs.row_stats``).
+context holds up to ``n_seq_max`` sequences, each in its own KV stream; a scheduler thread owns
+it and decodes every active sequence in one batch per step (continuous batching across callers,
+threads and event loops), asking llama.cpp for logits only at the positions that need them.
+Logprobs, ranks, entropies and top-k come from one vectorised numpy pass per step
+(``_logprobs.row_stats``).
 
 Logprob semantics: ``raw`` (default) is the model's own distribution, log_softmax of the logits
 before logit bias, penalties, temperature, top-k/top-p/min-p and constraints. ``processed`` is the
@@ -15,8 +16,10 @@ logprob -9999.0). At temperature 0 ``processed`` applies bias/penalties/constrai
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import queue
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -29,7 +32,9 @@ from typing_extensions import Unpack
 
 from ..errors import ContextOverflowError, EngineError, InvalidRequestError, ModelNotFoundError
 from ..types import Choice, Completion, ScoredText, Usage
+from ._aio import AsyncEvents, AsyncEventStream
 from ._chat import ChatTemplate
+from ._jobs import EventSink
 from ._llama import ContextConfig, LlamaContext, LlamaModel
 from ._scheduler import GenJob, Scheduler, ScoreJob
 from .base import (
@@ -70,13 +75,15 @@ class _EventStream(Iterator[StreamEvent]):
     before the first event was read."""
 
     def __init__(self, job: GenJob) -> None:
+        assert isinstance(job.events, queue.SimpleQueue)
         self._job = job
+        self._queue = job.events
         self._done = False
 
     def __next__(self) -> StreamEvent:
         if self._done:
             raise StopIteration
-        ev = self._job.events.get()
+        ev = self._queue.get()
         if ev is None or isinstance(ev, BaseException):
             self.close()
             if ev is None:
@@ -268,23 +275,57 @@ class LlamaEngine:
         **options: Unpack[GenerationOptions],
     ) -> Iterator[StreamEvent]:
         """Token-by-token events of every choice; closing the iterator cancels the generation."""
+        ids, p = self._stream_request(prompt, messages, params, options)
+        return self._events(self._submit_gen(ids, p, constraint))
+
+    async def astream(
+        self,
+        prompt: Prompt | None = None,
+        params: GenerationParams | None = None,
+        *,
+        messages: Sequence[Message] | None = None,
+        constraint: Any = None,
+        **options: Unpack[GenerationOptions],
+    ) -> AsyncEventStream:
+        """:meth:`stream` for asyncio: ``events = await engine.astream(...)``, then
+        ``async for ev in events``. Bad input raises at the ``await``. The events reach the
+        event loop once per decode step without a thread per stream, so many concurrent streams
+        in one process (the server) cost the loop one wake-up per step. Leaving the loop early
+        or ``events.close()`` cancels the generation."""
+        loop = asyncio.get_running_loop()
+        sink = AsyncEvents(loop, self._sched.mailbox)
+
+        def submit() -> GenJob:  # tokenizing a long prompt must not block the loop
+            ids, p = self._stream_request(prompt, messages, params, options)
+            return self._submit_gen(ids, p, constraint, sink)
+
+        job = await asyncio.to_thread(submit)
+        sink.on_lost = job.cancel
+        return AsyncEventStream(sink, job.cancel, len(job.ids))
+
+    def _stream_request(
+        self,
+        prompt: Prompt | None,
+        messages: Sequence[Message] | None,
+        params: GenerationParams | None,
+        options: Any,
+    ) -> tuple[list[int], GenerationParams]:
         p = self._params(params, options)
         if (prompt is None) == (messages is None):
             raise InvalidRequestError("give exactly one of prompt or messages", param="prompt")
         if messages is not None:
-            ids = self._prompt_ids(self.render_chat(messages), special=True, param="messages")
-        else:
-            assert prompt is not None
-            ids = self._prompt_ids(prompt, special=False)
-        job = self._submit_gen(ids, p, constraint)
-        return self._events(job)
+            return self._prompt_ids(self.render_chat(messages), special=True, param="messages"), p
+        assert prompt is not None
+        return self._prompt_ids(prompt, special=False), p
 
     def _params(self, params: GenerationParams | None, options: Any) -> GenerationParams:
         if params is None and not options:
             return GenerationParams()
         return resolve_params(params, max_logprobs=self.max_logprobs, **options)
 
-    def _submit_gen(self, ids: list[int], p: GenerationParams, constraint: Any) -> GenJob:
+    def _submit_gen(
+        self, ids: list[int], p: GenerationParams, constraint: Any, events: EventSink | None = None
+    ) -> GenJob:
         self._check_open()
         p.validate(max_logprobs=self.max_logprobs)
         if constraint is not None and p.n > 1:
@@ -301,7 +342,7 @@ class LlamaEngine:
                 f"n={p.n} exceeds this engine's {self._ctx.cfg.n_seq_max} parallel sequences",
                 param="n",
             )
-        job = GenJob(ids, p, constraint)
+        job = GenJob(ids, p, constraint, events)
         self._sched.submit(job)
         return job
 

@@ -5,7 +5,7 @@ prompt's own logprobs, and vLLM's ``prompt_logprobs``; or their chunks over SSE.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from .render import (
     new_id,
     vllm_prompt_logprobs,
 )
-from .streaming import PeekableStream, SSEResponse, close_iterator
+from .streaming import EngineStream, PeekableStream, Source, SSEResponse
 
 if TYPE_CHECKING:
     from .serving import Serving
@@ -145,24 +145,33 @@ async def _stream(
     echo_logprobs = req.echo and req.logprobs is not None
     gen_params = replace(params, prompt_logprobs=None)
 
-    def make(prompt: PromptIn) -> Callable[[], Iterator[Any]]:
-        def factory() -> Iterator[Any]:
+    def make(prompt: PromptIn) -> Source:
+        async def source(stream: EngineStream) -> AsyncIterator[Any]:
             echo = None
             if echo_logprobs:
-                scored = engine.complete(prompt, replace(params, max_tokens=0, n=1))
+                echo_params = replace(params, max_tokens=0, n=1)
+                scored = await serving.run(lambda: engine.complete(prompt, echo_params))
                 echo = PromptEcho(tuple(scored.choices[0].prompt_tokens or ()))
-            # started before anything is yielded, so bad input is an HTTP error
-            events = engine.stream(prompt, gen_params) if params.max_tokens > 0 else iter(())
-            try:
+            if params.max_tokens == 0:  # pure echo: nothing to generate
                 if echo is not None:
                     yield echo
-                yield from events
-            finally:
-                close_iterator(events)
-            ids = prompt if isinstance(prompt, list) else engine.tokenize(prompt, add_bos=True)
-            yield PromptCount(len(ids))
+                if isinstance(prompt, list):
+                    yield PromptCount(len(prompt))
+                else:
+                    text = prompt
+                    ids = await serving.run(lambda: engine.tokenize(text, add_bos=True))
+                    yield PromptCount(len(ids))
+                return
+            # started before anything is yielded, so bad input is an HTTP error
+            events = await engine.astream(prompt, gen_params)
+            stream.track(events)
+            if echo is not None:
+                yield echo
+            async for ev in events:
+                yield ev
+            yield PromptCount(events.prompt_tokens)
 
-        return factory
+        return source
 
     stream = await serving.open_stream([make(p) for p in prompts], NAMES)
     frames = _frames(serving, stream, req, prompts, params, rid, created, started)

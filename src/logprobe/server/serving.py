@@ -10,7 +10,7 @@ admission slot while it runs, so a full server answers 429 instead of queueing w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,11 +28,11 @@ from .recording import Prompt, Recorder
 from .render import PromptCount, PromptEcho, dumps, guard_stream, json_response, new_id
 from .streaming import (
     Admission,
+    EngineStream,
     PeekableStream,
     ServerStats,
+    Source,
     SSEResponse,
-    ThreadedStream,
-    close_iterator,
 )
 
 if TYPE_CHECKING:
@@ -112,22 +112,19 @@ class Serving:
         rendered = self.engine.render_chat(messages)
         return len(self.engine.tokenize(rendered, add_bos=True, special=True))
 
-    def chat_events(
-        self, messages: list[dict[str, str]], params: GenerationParams
-    ) -> Callable[[], Iterator[Any]]:
-        """A stream factory for a chat generation (chat completions and responses): the
-        engine's events, then the prompt's :class:`PromptCount` for usage."""
+    def chat_events(self, messages: list[dict[str, str]], params: GenerationParams) -> Source:
+        """A stream source for a chat generation (chat completions and responses): the engine's
+        events, then the prompt's :class:`PromptCount` for usage."""
         engine = self.engine
 
-        def factory() -> Iterator[Any]:
-            events = engine.stream(None, params, messages=messages)  # bad input raises here
-            try:
-                yield from events
-            finally:
-                close_iterator(events)
-            yield PromptCount(self.prompt_len(messages))
+        async def source(stream: EngineStream) -> AsyncIterator[Any]:
+            events = await engine.astream(None, params, messages=messages)  # bad input raises
+            stream.track(events)
+            async for ev in events:
+                yield ev
+            yield PromptCount(events.prompt_tokens)
 
-        return factory
+        return source
 
     def recording(
         self,
@@ -157,11 +154,11 @@ class Serving:
             )
 
     async def open_stream(
-        self, factories: Sequence[Callable[[], Iterator[Any]]], params: Mapping[str, str]
+        self, sources: Sequence[Source], params: Mapping[str, str]
     ) -> PeekableStream:
-        """Start engine streams in threads; their first item is awaited so that set-up errors
+        """Start a response's engine streams; their first item is awaited so that set-up errors
         (bad input, context overflow) become ordinary HTTP errors instead of a broken stream."""
-        stream = PeekableStream(ThreadedStream(factories, self.stats))
+        stream = PeekableStream(EngineStream(sources, self.stats))
         try:
             await stream.prime()
         except ContextOverflowError as exc:

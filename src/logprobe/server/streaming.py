@@ -1,26 +1,28 @@
-"""Bridges from the blocking engine to asyncio, admission control, and the SSE response.
+"""Streams from the engine to the client, admission control, and the SSE response.
 
-The engine is thread-safe and batches concurrent calls internally, so each request's engine call
-runs in its own worker thread and the event loop never blocks. A streamed generation runs its
-engine iterator in a dedicated thread that hands events to the loop through an
-:class:`asyncio.Queue`; closing the :class:`ThreadedStream` (client gone, request over) makes that
-thread close the iterator, which cancels the generation in the engine.
+The engine is thread-safe and batches concurrent calls internally. A blocking engine call runs in
+a worker thread, so the event loop never blocks; a streamed generation needs no thread at all:
+the engine's ``astream`` hands each decode step's events to the loop in one wake-up, and an
+:class:`EngineStream` merges a response's sources. Closing it (client gone, request over)
+cancels the generations in the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .errors import ServerBusyError
+
+if TYPE_CHECKING:
+    from ..engines._aio import AsyncEventStream
 
 
 @dataclass
@@ -87,22 +89,14 @@ class Admission:
         return Slot(self._stats)
 
 
-def close_iterator(iterator: Iterator[Any]) -> None:
-    """Close an engine iterator so that its clean-up (cancelling the generation) runs.
-
-    A generator closed before its first ``next()`` never enters its body, so its ``finally``
-    would not run; such a generator is started first (this waits for its first item)."""
-    if inspect.isgenerator(iterator) and inspect.getgeneratorstate(iterator) == inspect.GEN_CREATED:
-        try:
-            next(iterator)
-        except Exception:  # already failed or empty: nothing left to cancel
-            return
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()
+class Stoppable(Protocol):
+    def close(self) -> None: ...
 
 
-_END = object()
+Source = Callable[["EngineStream"], AsyncIterator[Any]]
+"""One part of a streamed response (a prompt's generation): called with the stream, which it
+tells about every engine stream it opens (:meth:`EngineStream.track`) so that closing the
+response cancels them at once."""
 
 
 @dataclass(frozen=True)
@@ -110,96 +104,178 @@ class _Failure:
     error: BaseException
 
 
-class ThreadedStream:
-    """Runs several blocking iterators in threads; yields ``(source_index, item)`` on the loop.
+_END = object()
 
-    ``factories[i]()`` is called inside a worker thread (so even its set-up cost stays off the
-    loop). At most ``max_threads`` sources run at once, however many a request brings (a
-    streamed completion with a list of prompts): the others wait for a worker. :meth:`get`
-    raises whatever a source raised. :meth:`close` stops every source.
+
+class EngineStream:
+    """A streamed response's sources merged into ``(source_index, item)`` pairs, on the loop.
+
+    The engine's :meth:`~logprobe.engines.llamacpp.LlamaEngine.astream` hands events to the
+    event loop once per decode step, so no thread runs per stream. A single source (chat,
+    responses, one prompt) is read directly; several (a completion with a list of prompts) run as
+    tasks, at most ``max_running`` at once. :meth:`close` cancels every engine generation
+    opened for this response.
     """
 
-    def __init__(
-        self,
-        factories: Sequence[Callable[[], Iterator[Any]]],
-        stats: ServerStats,
-        max_threads: int = 8,
-    ):
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-        self._stop = threading.Event()
+    def __init__(self, sources: Sequence[Source], stats: ServerStats, max_running: int = 8):
+        self._sources = list(sources)
         self._stats = stats
-        self._open = len(factories)
+        self._max_running = max_running
+        self._handles: list[Stoppable] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._open = len(self._sources)
         self._closed = False
-        self._todo = list(enumerate(factories))[::-1]
-        self._todo_lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"logprobe-stream-{i}", daemon=True)
-            for i in range(max(1, min(max_threads, len(factories))))
-        ]
-        for t in self._threads:
-            t.start()
 
-    def _work(self) -> None:
-        while True:
-            with self._todo_lock:
-                if not self._todo:
-                    return
-                index, factory = self._todo.pop()
-            if self._stop.is_set():
-                self._put((index, _END))
-                continue
-            self._run(index, factory)
-
-    def _put(self, item: tuple[int, Any]) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is gone (server shutting down)
-            self._stop.set()
-
-    def _run(self, index: int, factory: Callable[[], Iterator[Any]]) -> None:
-        iterator: Iterator[Any] | None = None
-        try:
-            iterator = factory()
-            for item in iterator:
-                if self._stop.is_set():
-                    break
-                self._stats.add("stream_events")
-                self._put((index, item))
-                if self._stop.is_set():
-                    break
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put((index, _Failure(exc)))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()  # cancels the engine's generation when it stopped early
-            self._put((index, _END))
+    def track(self, handle: Stoppable) -> None:
+        """Remember an engine stream to cancel on :meth:`close` (closed at once if already
+        closed)."""
+        if self._closed:
+            handle.close()
+        else:
+            self._handles.append(handle)
 
     async def __aiter__(self) -> AsyncIterator[tuple[int, Any]]:
+        if len(self._sources) == 1:
+            async for item in self._sources[0](self):
+                self._stats.add("stream_events")
+                yield 0, item
+            self._open = 0
+            return
+        queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        gate = asyncio.Semaphore(self._max_running)
+
+        async def run(index: int, source: Source) -> None:
+            try:
+                async with gate:
+                    if not self._closed:
+                        async for item in source(self):
+                            queue.put_nowait((index, item))
+            except Exception as exc:  # handed to the consumer, raised there
+                queue.put_nowait((index, _Failure(exc)))
+            finally:
+                queue.put_nowait((index, _END))
+
+        self._tasks = [asyncio.create_task(run(i, s)) for i, s in enumerate(self._sources)]
         while self._open:
-            index, item = await self._queue.get()
+            index, item = await queue.get()
             if item is _END:
                 self._open -= 1
                 continue
             if isinstance(item, _Failure):
                 raise item.error
+            self._stats.add("stream_events")
             yield index, item
 
     def close(self) -> None:
         """Stop every source (idempotent); counts a cancellation when sources were still live."""
-        if not self._closed:
-            self._closed = True
-            if self._open:
-                self._stats.add("streams_cancelled")
+        if self._closed:
+            return
+        self._closed = True
+        if self._open:
+            self._stats.add("streams_cancelled")
+        for handle in self._handles:
+            handle.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+class ThreadedEvents:
+    """A blocking engine stream (an engine without ``astream``, such as a remote one) read in
+    a worker thread and handed to the loop event by event; :meth:`close` stops the thread and
+    closes the engine iterator, which cancels the generation."""
+
+    prompt_tokens: int | None = None
+
+    def __init__(self, open_events: Callable[[], Iterator[Any]]) -> None:
+        self._open_events = open_events
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._stop = threading.Event()
+        self._started: asyncio.Future[None] = self._loop.create_future()
+        self._done = False
+
+    async def start(self) -> ThreadedEvents:
+        """Open the engine stream in the thread; bad input raises here."""
+        threading.Thread(target=self._run, name="logprobe-stream", daemon=True).start()
+        await self._started
+        return self
+
+    def _put(self, item: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone (server shutting down)
             self._stop.set()
+
+    def _started_with(self, exc: BaseException | None) -> None:
+        def settle() -> None:
+            if not self._started.done():
+                if exc is None:
+                    self._started.set_result(None)
+                else:
+                    self._started.set_exception(exc)
+
+        try:
+            self._loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            self._stop.set()
+
+    def _run(self) -> None:
+        try:
+            iterator = self._open_events()
+        except BaseException as exc:
+            self._started_with(exc)
+            return
+        self._started_with(None)
+        try:
+            for item in iterator:
+                if self._stop.is_set():
+                    break
+                self._put(item)
+            self._put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(_Failure(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()  # cancels the engine's generation when it stopped early
+
+    def __aiter__(self) -> ThreadedEvents:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is None:
+            self._done = True
+            raise StopAsyncIteration
+        if isinstance(item, _Failure):
+            self._done = True
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+
+
+async def open_events(
+    engine: Any, prompt: Any, params: Any, *, messages: Any = None
+) -> AsyncEventStream | ThreadedEvents:
+    """An engine's stream for the event loop: its ``astream`` (one wake-up per decode step, no
+    thread) when it has one, else its blocking ``stream`` in a :class:`ThreadedEvents`."""
+    astream = getattr(engine, "astream", None)
+    if astream is not None:
+        events: AsyncEventStream = await astream(prompt, params, messages=messages)
+        return events
+    return await ThreadedEvents(lambda: engine.stream(prompt, params, messages=messages)).start()
 
 
 class PeekableStream:
-    """A :class:`ThreadedStream` whose first item is awaited before the response starts, so
+    """An :class:`EngineStream` whose first item is awaited before the response starts, so
     errors raised on the first step (bad input, context overflow) become proper HTTP errors."""
 
-    def __init__(self, stream: ThreadedStream) -> None:
+    def __init__(self, stream: EngineStream) -> None:
         self.stream = stream
         self._iter = stream.__aiter__()
         self._first: list[tuple[int, Any]] = []
@@ -286,11 +362,13 @@ def sse_frame(data: str, event: str | None = None) -> str:
 
 __all__ = [
     "Admission",
+    "EngineStream",
     "PeekableStream",
     "SSEResponse",
     "ServerStats",
     "Slot",
-    "ThreadedStream",
-    "close_iterator",
+    "Source",
+    "ThreadedEvents",
+    "open_events",
     "sse_frame",
 ]

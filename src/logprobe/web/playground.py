@@ -1,9 +1,10 @@
 """The playground: a prompt sent to the engine, its tokens streamed back live over SSE.
 
 It runs on the server's own machinery (:mod:`logprobe.server.streaming`): the generation takes
-a slot of the same admission control as ``/v1`` (429 when full), runs in a worker thread bridged
-to the event loop, and its SSE response closes the engine stream (cancelling the generation) and
-frees the slot however it ends: finished, stopped by the page, or the client gone.
+a slot of the same admission control as ``/v1`` (429 when full), streams its events to the event
+loop (``astream``; a worker thread for an engine without it), and its SSE response closes the
+engine stream (cancelling the generation) and frees the slot however it ends: finished, stopped
+by the page, or the client gone.
 
 Events (``text/event-stream``): ``token`` (one per generated token: text, prob, logprob,
 alternatives), then ``done`` (finish reason, the review decision over all tokens, and the
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,11 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import EngineError, InvalidRequestError, LogprobeError
 from ..server.streaming import (
     Admission,
+    EngineStream,
     PeekableStream,
     ServerStats,
+    Source,
     SSEResponse,
-    ThreadedStream,
-    close_iterator,
+    open_events,
     sse_frame,
 )
 from ..types import Choice, Completion, TokenLogprob, tokens_text
@@ -103,21 +105,19 @@ def _event(event: str, data: Any) -> str:
     return sse_frame(json.dumps(json_safe(data), allow_nan=False), event=event)
 
 
-def _factory(
-    holder: EngineHolder, prompt: str, params: Any, chat: bool
-) -> Callable[[], Iterator[Any]]:
-    def run() -> Iterator[Any]:
-        engine = holder.get()  # in the worker thread: loading a model never blocks the loop
+def _source(holder: EngineHolder, prompt: str, params: Any, chat: bool) -> Source:
+    async def source(stream: EngineStream) -> AsyncIterator[Any]:
+        engine = await anyio.to_thread.run_sync(holder.get)  # loading never blocks the loop
         if chat:
-            events = engine.stream(None, params, messages=[{"role": "user", "content": prompt}])
+            messages = [{"role": "user", "content": prompt}]
+            events = await open_events(engine, None, params, messages=messages)
         else:
-            events = engine.stream(prompt, params)
-        try:
-            yield from events
-        finally:
-            close_iterator(events)
+            events = await open_events(engine, prompt, params)
+        stream.track(events)
+        async for ev in events:
+            yield ev
 
-    return run
+    return source
 
 
 async def playground_response(
@@ -134,7 +134,7 @@ async def playground_response(
     error) and stream it as SSE; 429 when the server is full."""
     slot = admission.acquire()
     try:
-        stream = PeekableStream(ThreadedStream([_factory(holder, prompt, params, chat)], stats))
+        stream = PeekableStream(EngineStream([_source(holder, prompt, params, chat)], stats))
         try:
             await stream.prime()
         except BaseException:
