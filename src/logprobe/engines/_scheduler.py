@@ -29,7 +29,7 @@ from ..types import Alternative, TokenLogprob
 from ._aio import Mailbox
 from ._jobs import MIN_SHARED_PREFIX, GenJob, ScoreJob, Slots, _Seq, common_prefix
 from ._llama import LlamaContext, LlamaModel
-from ._logprobs import row_stats
+from ._logprobs import Workspace, row_stats
 from ._sampling import SequenceSampler
 from ._scoring import ScoringSteps
 from ._sequence import TextTracker
@@ -47,6 +47,7 @@ class Scheduler(ScoringSteps):
         self.cv = threading.Condition()
         self.counters: Counter[str] = Counter()
         self.mailbox = Mailbox()  # async consumers' loops, woken once per step
+        self.work = Workspace()  # row_stats scratch, reused every step
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.text = [b.decode("utf-8", errors="replace") for b in model.token_bytes]
@@ -319,7 +320,7 @@ class Scheduler(ScoringSteps):
                 rows[i] = x
         k = max((s.job.params.top_logprobs for s in seqs if s.job.params.logprobs), default=0)
         masked = any(s.job.params.logprob_mode == "processed" for s in seqs)
-        st = row_stats(rows, chosen, k, masked=masked)
+        st = row_stats(rows, chosen, k, masked=masked, work=self.work)
         chosen = np.where(chosen < 0, st.argmax, chosen)
         for i, s in enumerate(seqs):
             if i in dead:
@@ -394,9 +395,9 @@ class Scheduler(ScoringSteps):
         self, tok: int, lp: float, rank: int, ent: float, ids: Any, lps: Any
     ) -> TokenLogprob:
         tb, tx = self.model.token_bytes, self.text
-        alts = tuple(
-            Alternative(tx[a], tb[a], float(b), int(a)) for a, b in zip(ids, lps, strict=True)
-        )
+        ids = ids.tolist() if isinstance(ids, np.ndarray) else ids  # Python ints/floats: faster
+        lps = lps.tolist() if isinstance(lps, np.ndarray) else lps
+        alts = tuple(Alternative(tx[a], tb[a], b, a) for a, b in zip(ids, lps, strict=True))
         return TokenLogprob(tx[tok], tb[tok], float(lp), tok, int(rank), alts, float(ent))
 
     def _first_token(self, tok: int) -> list[TokenLogprob]:

@@ -15,6 +15,7 @@ from . import convert
 from .protocol import ChatCompletionRequest
 from .recording import StreamCollector
 from .render import (
+    CHAT_JSON,
     FrameWriter,
     PromptCount,
     chat_logprobs,
@@ -132,20 +133,11 @@ async def _frames(
             continue
         assert isinstance(ev, StreamEvent)
         collected.add(ev.index, ev)
-        delta = {"content": ev.text} if (ev.text or ev.token is not None) else {}
+        content = ev.text if (ev.text or ev.token is not None) else None
         logprobs = None
         if params.logprobs and ev.token is not None:
-            logprobs = chat_logprobs([ev.token])
-        yield out.chunk(
-            [
-                {
-                    "index": ev.index,
-                    "delta": delta,
-                    "logprobs": logprobs,
-                    "finish_reason": ev.finish_reason,
-                }
-            ]
-        )
+            logprobs = CHAT_JSON.logprobs(ev.token)
+        yield out.chat_delta(ev.index, content, logprobs, ev.finish_reason)
     if out.include_usage:
         yield out.chunk([], Usage(prompt_tokens, collected.n_tokens).to_dict())
     yield out.done()

@@ -62,6 +62,51 @@ def chat_logprobs(tokens: Iterable[TokenLogprob]) -> dict[str, Any]:
     return {"content": [chat_entry(t) for t in tokens], "refusal": None}
 
 
+class ChatEntryJSON:
+    """:func:`chat_entry` as JSON text, fast: the streaming hot path renders one entry with up
+    to 20 alternatives per token, so each vocabulary token's ``"token"`` and ``"bytes"``
+    fragments are encoded once and cached, and only the numbers are formatted per use. The
+    output is exactly ``dumps(chat_entry(tok))`` (a test checks it)."""
+
+    MAX_CACHED = 1 << 18
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, bytes | None], tuple[str, str]] = {}
+
+    def _split(self, token: str, raw: bytes | None) -> tuple[str, str]:
+        key = (token, raw)
+        parts = self._parts.get(key)
+        if parts is None:
+            if len(self._parts) >= self.MAX_CACHED:
+                self._parts.clear()
+            head = '{"token":' + dumps(token) + ',"logprob":'
+            parts = (head, ',"bytes":' + dumps(byte_list(raw)))
+            self._parts[key] = parts
+        return parts
+
+    def entry(self, tok: TokenLogprob) -> str:
+        head, tail = self._split(tok.token, tok.bytes)
+        alts = []
+        for a in tok.top_logprobs:
+            ah, at = self._split(a.token, a.bytes)
+            alts.append(ah + float.__repr__(finite_logprob(a.logprob)) + at + "}")
+        return (
+            head
+            + float.__repr__(finite_logprob(tok.logprob))
+            + tail
+            + ',"top_logprobs":['
+            + ",".join(alts)
+            + "]}"
+        )
+
+    def logprobs(self, tok: TokenLogprob) -> str:
+        """``dumps(chat_logprobs([tok]))``."""
+        return '{"content":[' + self.entry(tok) + '],"refusal":null}'
+
+
+CHAT_JSON = ChatEntryJSON()
+
+
 # ---------------------------------------------------------------- legacy Completions
 
 
@@ -209,12 +254,28 @@ class FrameWriter:
         self.head = dict(head or {})
         self.include_usage = include_usage
         self.sequence = 0
+        self._prefix: str | None = None
 
     def chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
         body = {**self.head, "choices": choices}
         if self.include_usage:
             body["usage"] = usage
         return sse_frame(dumps(body))
+
+    def chat_delta(
+        self, index: int, content: str | None, logprobs: str | None, finish_reason: str | None
+    ) -> str:
+        """``chunk([{index, delta, logprobs, finish_reason}])`` of one chat choice, built as
+        text: ``content`` None gives an empty delta, ``logprobs`` is ready JSON (or None)."""
+        if self._prefix is None:
+            self._prefix = dumps(self.head)[:-1] + (',"choices":' if self.head else '"choices":')
+        delta = "{}" if content is None else '{"content":' + dumps(content) + "}"
+        choice = (
+            f'[{{"index":{index},"delta":{delta},"logprobs":{logprobs or "null"},'
+            f'"finish_reason":{dumps(finish_reason)}}}]'
+        )
+        usage = ',"usage":null}' if self.include_usage else "}"
+        return "data: " + self._prefix + choice + usage + "\n\n"
 
     def event(self, kind: str, **fields: Any) -> str:
         frame = sse_frame(
@@ -248,6 +309,8 @@ async def guard_stream(frames: AsyncIterator[str]) -> AsyncIterator[str]:
 
 
 __all__ = [
+    "CHAT_JSON",
+    "ChatEntryJSON",
     "FrameWriter",
     "PromptCount",
     "PromptEcho",
