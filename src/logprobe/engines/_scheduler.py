@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -201,9 +201,10 @@ class Scheduler(ScoringSteps):
         assert last is not None
         return last, chunks
 
-    def _take(self) -> int:
-        """A slot with an empty stream (evicting the least recently used cache entry)."""
-        slot, was_cached = self.slots.take()
+    def _take(self, near: Collection[int] = ()) -> int:
+        """A slot with an empty stream (evicting the least recently used cache entry), next to
+        the running sequences or to ``near`` when one is free (see :meth:`Slots.take`)."""
+        slot, was_cached = self.slots.take({s.slot for s in self.active} | set(near))
         if was_cached:
             self.ctx.seq_rm(slot)
         return slot
@@ -229,9 +230,17 @@ class Scheduler(ScoringSteps):
         best = min(best, usable)
         if best < MIN_SHARED_PREFIX:
             return self._take(), 0
-        if from_cache:
+        busy = {s.slot for s in self.active}
+        dst = self.slots.better_than(src, busy) if from_cache and busy else None
+        if from_cache and dst is None:
             self.slots.claim(src)
             slot = src
+        elif from_cache and dst is not None:  # keep running slots contiguous: copy it over
+            if self.slots.claim(dst):
+                self.ctx.seq_rm(dst)
+            self.ctx.seq_cp(src, dst)  # the cached entry stays where it was
+            slot = dst
+            self.counters["moved_prefixes"] += 1
         else:
             slot = self._take()
             self.ctx.seq_cp(src, slot)  # a whole-stream copy (what llama.cpp allows across streams)
@@ -257,7 +266,7 @@ class Scheduler(ScoringSteps):
                     self._tokens(rows, np.asarray(job.ids[1:]), p.prompt_logprobs or 0)
                 )
             for _ in range(1, p.n):
-                s = self._take()
+                s = self._take(near=slots)
                 slots.append(s)
                 self.ctx.seq_cp(slot0, s)
         except LogprobeError as e:
@@ -290,7 +299,9 @@ class Scheduler(ScoringSteps):
     # --- decode step ----------------------------------------------------------------------------
 
     def _step(self) -> None:
-        seqs = list(self.active)
+        # in slot order: llama.cpp decodes separate KV streams in one pass only for runs of
+        # consecutive sequence ids (a shuffled batch is split into several passes)
+        seqs = sorted(self.active, key=lambda s: s.slot)
         rows = self.ctx.decode(
             [s.last for s in seqs],
             [s.pos for s in seqs],

@@ -10,7 +10,7 @@ uses.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class ScoringSteps:
     n_batch: int
 
     # provided by the scheduler
-    def _take(self) -> int:
+    def _take(self, near: Collection[int] = ()) -> int:
         raise NotImplementedError
 
     def _free(self, slot: int, ids: Sequence[int] | None = None) -> None:
@@ -111,7 +111,13 @@ class ScoringSteps:
         """Decode ``group``'s continuations together, each in a copy of the prefix's stream;
         ``in_base`` (an engine with one sequence) decodes one continuation in the prefix's own
         stream and trims it back to the prefix afterwards."""
-        slots = [base] if in_base and base is not None else [self._take() for _ in group]
+        if in_base and base is not None:
+            slots = [base]
+        else:  # adjacent ids, ascending: llama.cpp then decodes the streams in one pass
+            slots = []
+            for _ in group:
+                slots.append(self._take(near=slots))
+            slots.sort()
         try:
             toks: list[int] = []
             poss: list[int] = []
