@@ -6,10 +6,13 @@ each of them in turn (the order rotates), so a slow spell of this shared machine
 them, and each round gives paired ratios. Per server and per logprob setting
 (`top_logprobs` 20, 5, and logprobs off): completion tokens/s of one streaming chat request,
 time to first token, and the aggregate tokens/s of 4 concurrent streams. Chat, greedy,
-`max_tokens` fixed, fixed prompts.
+`max_tokens` fixed, fixed prompts. The client is a raw socket that parses the events after each
+stream ends (``--client raw``, default), or httpx parsing every event as it arrives
+(``--client httpx``): on 2 cores the latter's CPU competes with the server being measured.
 
     .venv/bin/python bench/bench_server.py [--threads 2] [--max-tokens 128] [--rounds 5]
-        [--out docs/experiments/server_bench.md] [--skip-peer] [--skip-llama-server]
+        [--client raw|httpx] [--out docs/experiments/server_bench.md] [--skip-peer]
+        [--skip-llama-server]
 
 `llama-server` is built once from the llama.cpp sources vendored in the installed
 llama-cpp-python (`bench/peer_llama_server.py`, ~10 min on 2 cores); if it cannot be built the
@@ -98,6 +101,73 @@ def stream_chat(
     return res
 
 
+def stream_chat_raw(
+    url: str, model: str, prompt: str, max_tokens: int, top: int | None = 20
+) -> StreamResult:
+    """:func:`stream_chat` with a client that costs almost no CPU while the stream runs: a raw
+    socket that only collects bytes (and notes when the first token's event arrived); the
+    events are parsed after the stream ended. On a 2-core machine a Python client's parsing
+    (about 0.6 ms of CPU per token with 20 alternatives) shares the cores with the server it
+    measures; both clients rank the servers the same way (docs/BENCHMARKS.md)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+    }
+    if top is not None:
+        body |= {"logprobs": True, "top_logprobs": top}
+    data = json.dumps(body).encode()
+    host, port = url.removeprefix("http://").split(":")
+    res = StreamResult(0, 0.0, None, 0)
+    raw = bytearray()
+    events = 0
+    first: float | None = None
+    t0 = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=600) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json"
+            b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (host.encode(), len(data), data)
+        )
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            raw += chunk
+            if first is None:
+                events += chunk.count(b"data:")
+                if events >= 2:  # the first event carries the role only
+                    first = time.perf_counter()
+            if b"[DONE]" in raw[-64:]:
+                break
+    res.seconds = time.perf_counter() - t0
+    for line in _dechunk(bytes(raw)).decode("utf-8", errors="replace").splitlines():
+        _count(line, res, t0)
+    res.ttft = None if first is None else first - t0
+    return res
+
+
+def _dechunk(raw: bytes) -> bytes:
+    """The body of an HTTP/1.1 response (chunked transfer encoding or not)."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    if b"chunked" not in head.lower():
+        return rest
+    out = bytearray()
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        out += rest[:size]
+        rest = rest[size + 2 :]
+    return bytes(out)
+
+
 def _count(line: str, res: StreamResult, t0: float) -> None:
     if not line.startswith("data:") or line.strip() == "data: [DONE]":
         return
@@ -122,21 +192,53 @@ def top_name(top: int | None) -> str:
     return "logprobs off" if top is None else f"top_logprobs {top}"
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of a process (Linux ``/proc``; empty
+    elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        out[task.name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def serving_cpu_ms(before: dict[str, float], after: dict[str, float], tokens: int) -> float:
+    """CPU ms per generated token spent by a server's threads other than its two busiest (the
+    llama.cpp compute threads, with 2 threads): HTTP, JSON, event loop, queues. With more
+    threads than 2 the split is only indicative."""
+    deltas = sorted((after[t] - before.get(t, 0.0) for t in after), reverse=True)
+    return 1000 * sum(deltas[2:]) / tokens if tokens else float("nan")
+
+
 def measure_round(
-    url: str, model: str, max_tokens: int, top: int | None, k: int
+    url: str,
+    model: str,
+    max_tokens: int,
+    top: int | None,
+    k: int,
+    pid: int | None = None,
+    client: str = "raw",
 ) -> dict[str, float]:
     """One round for one server and setting: a single stream, then 4 concurrent streams."""
-    one = stream_chat(url, model, PROMPTS[k % len(PROMPTS)], max_tokens, top)
+    chat = stream_chat_raw if client == "raw" else stream_chat
+    cpu0 = thread_cpu(pid) if pid else {}
+    one = chat(url, model, PROMPTS[k % len(PROMPTS)], max_tokens, top)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda p: stream_chat(url, model, p, max_tokens, top), PROMPTS))
+        results = list(pool.map(lambda p: chat(url, model, p, max_tokens, top), PROMPTS))
     wall = time.perf_counter() - t0
+    tokens = one.tokens + sum(r.tokens for r in results)
     return {
         "single": one.tokens / one.seconds,
         "ttft_ms": 1000 * (one.ttft or float("nan")),
         "conc4": sum(r.tokens for r in results) / wall,
         "broken": float(one.broken + sum(r.broken for r in results)),
         "alts": statistics.median(one.top_counts) if one.top_counts else 0.0,
+        "serve_cpu_ms": serving_cpu_ms(cpu0, thread_cpu(pid), tokens) if cpu0 else float("nan"),
     }
 
 
@@ -213,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="docs/experiments/server_bench.md")
     ap.add_argument("--skip-peer", action="store_true", help="no llama_cpp.server")
     ap.add_argument("--skip-llama-server", action="store_true")
+    ap.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="raw: a socket that parses after the stream ends (default); httpx: parse each "
+        "event as it arrives, as a Python application would",
+    )
     args = ap.parse_args(argv)
     model = args.model or default_model_path()
     exe = Path(sys.executable)
@@ -291,7 +400,15 @@ def main(argv: list[str] | None = None) -> int:
             for top in TOPS:
                 order = servers[k % len(servers) :] + servers[: k % len(servers)]
                 for srv in order:
-                    r = measure_round(srv.url, models[srv.name], args.max_tokens, top, k)
+                    r = measure_round(
+                        srv.url,
+                        models[srv.name],
+                        args.max_tokens,
+                        top,
+                        k,
+                        srv.proc.pid,
+                        args.client,
+                    )
                     rows.setdefault((srv.name, top), []).append(r)
                     print(f"round {k + 1} {srv.name} {top_name(top)}:", json.dumps(r), flush=True)
     finally:
@@ -338,8 +455,9 @@ def write_report(
         "",
         f"Command: `{cmd}` (model `{Path(model).name}`, {args.threads} threads for every "
         f"server, streaming chat, temperature 0, `max_tokens: {args.max_tokens}`, "
-        f"{args.rounds} interleaved rounds). Machine: {platform.machine()}, {os.cpu_count()} "
-        f"cores, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after.",
+        f"{args.rounds} interleaved rounds, {args.client} client). Machine: "
+        f"{platform.machine()}, {os.cpu_count()} cores, load average {load_before[0]:.1f} "
+        f"before / {load_after[0]:.1f} after.",
         "",
         "Servers: `logprobe serve --threads T --ctx 2048 --parallel 4`; `llama-server -t T -tb T "
         "-c 8192 -np 4 --no-repack --jinja` (built from the llama.cpp that llama-cpp-python "
@@ -347,9 +465,9 @@ def write_report(
         "true --interrupt_requests false`.",
         *(["", *notes] if notes else []),
         "",
-        "| setting | server | 1 stream tok/s | time to first token | 4 streams tok/s | "
-        "4 / 1 | streams cut off |",
-        "|---|---|---|---|---|---|---|",
+        "| setting | server | 1 stream tok/s | of ceiling | time to first token | "
+        "4 streams tok/s | of ceiling | 4 / 1 | serving CPU ms/token | streams cut off |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for top in TOPS:
         for name in names:
@@ -359,7 +477,9 @@ def write_report(
             gain = statistics.median(r["conc4"] / r["single"] for r in rows[(name, top)])
             lines.append(
                 f"| {top_name(top)} | {name} | {m['single']:.1f} | "
-                f"{m['ttft_ms']:.0f} ms | {m['conc4']:.1f} | {gain:.2f}x | "
+                f"{m['single'] / ceiling['one_tok_s']:.2f} | {m['ttft_ms']:.0f} ms | "
+                f"{m['conc4']:.1f} | {m['conc4'] / ceiling['four_tok_s']:.2f} | {gain:.2f}x | "
+                f"{m['serve_cpu_ms']:.2f} | "
                 f"{int(sum(r['broken'] for r in rows[(name, top)]))} |"
             )
     lines += ["", "Paired ratios (median over rounds of the per-round ratio):", ""]
@@ -376,7 +496,13 @@ def write_report(
         f"{ceiling['one_tok_s']:.1f} tok/s with 1 sequence and "
         f"{ceiling['four_tok_s']:.1f} tok/s with 4 sequences per `llama_decode`: "
         f"**{ceiling['four_over_one']:.2f}x** (rounds: "
-        f"{', '.join(f'{x:.2f}' for x in ceiling['ratios'])}).",
+        f'{", ".join(f"{x:.2f}" for x in ceiling["ratios"])}). "of ceiling" divides a '
+        "server's rate by these: no server of this model on this machine can pass 1.0.",
+        "",
+        "Serving CPU ms/token: CPU time per generated token (both phases of a round) of the "
+        "server's threads other than its two busiest, i.e. outside llama.cpp's compute threads "
+        "(for logprobe the scheduler's own numpy work runs on a compute thread and is not "
+        "counted). On a 2-core machine every such millisecond is taken from the compute threads.",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
