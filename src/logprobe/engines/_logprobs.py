@@ -30,36 +30,14 @@ class RowStats:
     argmax: np.ndarray  # (m,) int64
 
 
-class Workspace:
-    """Reusable (rows, V) float32 scratch for :func:`row_stats` on the decode hot path: two
-    fresh 200 KB temporaries per row each step would each cost page faults (large numpy
-    allocations are mmap'd), which measured about as much as the arithmetic itself."""
-
-    def __init__(self) -> None:
-        self._z = np.empty((0, 0), dtype=np.float32)
-        self._e = self._z
-
-    def buffers(self, m: int, v: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._z.shape[0] < m or self._z.shape[1] != v:
-            self._z = np.empty((m, v), dtype=np.float32)
-            self._e = np.empty((m, v), dtype=np.float32)
-        return self._z[:m], self._e[:m]
-
-
 def row_stats(
-    logits: np.ndarray,
-    chosen: np.ndarray | None,
-    k: int,
-    *,
-    masked: bool = False,
-    work: Workspace | None = None,
+    logits: np.ndarray, chosen: np.ndarray | None, k: int, *, masked: bool = False
 ) -> RowStats:
     """Logprob statistics of each row of ``logits`` (m, V) for the ``chosen`` ids (m,).
 
     ``chosen=None`` means "the argmax of each row" (greedy), as does a ``-1`` entry. Rows that
     may contain ``-inf`` (tokens masked by sampling or a constraint) need ``masked=True``; such
-    tokens get logprob ``LOGPROB_FLOOR`` and are never listed as alternatives. ``work`` lends
-    scratch buffers (same results, fewer allocations).
+    tokens get logprob ``LOGPROB_FLOOR`` and are never listed as alternatives.
     """
     x = np.asarray(logits, dtype=np.float32)
     if x.ndim == 1:
@@ -67,13 +45,8 @@ def row_stats(
     m = x.shape[0]
     rows = np.arange(m)
     amax = x.argmax(axis=1)  # (m,)
-    if work is None:
-        z = x - x[rows, amax][:, None]  # (m, V) <= 0, max 0
-        e = np.exp(z)  # (m, V): the one transcendental pass
-    else:
-        z, e = work.buffers(m, x.shape[1])
-        np.subtract(x, x[rows, amax][:, None], out=z)
-        np.exp(z, out=e)
+    z = x - x[rows, amax][:, None]  # (m, V) <= 0, max 0
+    e = np.exp(z)  # (m, V): the one transcendental pass
     s = e.sum(axis=1).astype(np.float64)  # (m,) pairwise float32 sum
     lse = np.log(s)  # (m,)
     zf = np.where(np.isfinite(z), z, 0.0) if masked else z

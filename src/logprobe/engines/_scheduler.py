@@ -29,7 +29,7 @@ from ..types import Alternative, TokenLogprob
 from ._aio import Mailbox
 from ._jobs import MIN_SHARED_PREFIX, GenJob, ScoreJob, Slots, _Seq, common_prefix
 from ._llama import LlamaContext, LlamaModel
-from ._logprobs import Workspace, row_stats
+from ._logprobs import row_stats
 from ._sampling import SequenceSampler
 from ._scoring import ScoringSteps
 from ._sequence import TextTracker
@@ -47,7 +47,6 @@ class Scheduler(ScoringSteps):
         self.cv = threading.Condition()
         self.counters: Counter[str] = Counter()
         self.mailbox = Mailbox()  # async consumers' loops, woken once per step
-        self.work = Workspace()  # row_stats scratch, reused every step
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.text = [b.decode("utf-8", errors="replace") for b in model.token_bytes]
@@ -331,7 +330,7 @@ class Scheduler(ScoringSteps):
                 rows[i] = x
         k = max((s.job.params.top_logprobs for s in seqs if s.job.params.logprobs), default=0)
         masked = any(s.job.params.logprob_mode == "processed" for s in seqs)
-        st = row_stats(rows, chosen, k, masked=masked, work=self.work)
+        st = row_stats(rows, chosen, k, masked=masked)
         chosen = np.where(chosen < 0, st.argmax, chosen)
         for i, s in enumerate(seqs):
             if i in dead:
