@@ -115,3 +115,50 @@ def test_concurrent_streams_run_on_consecutive_slots() -> None:
         assert all(_runs(s) == 1 for s in steps), [sorted(s) for s in steps if _runs(s) > 1]
     finally:
         eng.close()
+
+
+def test_a_sequence_finishing_in_the_middle_is_compacted_away_exactly() -> None:
+    """When a sequence in the middle of the running slots finishes, the highest one moves into
+    the gap (a whole-stream copy): later steps decode one run of slots, and every stream's
+    tokens and logprobs equal those it gets served alone."""
+    eng = LlamaEngine(n_seq_max=8, n_threads=2)
+    sched = eng._sched
+    try:
+        no_end = {i: -100.0 for i in eng.eog_ids}
+        asks = [("Describe a forest.", 30), ("Say yes.", 6), ("Describe the sea.", 24)]
+
+        def kw(n: int) -> dict[str, Any]:
+            return dict(max_tokens=n, temperature=0, top_logprobs=3, logit_bias=no_end)
+
+        def key(c: Any) -> list[Any]:
+            return [(t.id, t.logprob, [(a.id, a.logprob) for a in t.top_logprobs]) for t in c]
+
+        alone = [key(eng.chat([{"role": "user", "content": q}], **kw(n)).tokens) for q, n in asks]
+        steps: list[set[int]] = []
+        step = sched._step
+
+        def recording_step() -> None:
+            steps.append({s.slot for s in sched.active})
+            step()
+
+        sched._step = recording_step  # type: ignore[method-assign]
+        before = eng.stats.get("moved_sequences", 0)
+
+        async def one(q: str, n: int) -> list[Any]:
+            events = await eng.astream(messages=[{"role": "user", "content": q}], **kw(n))
+            return key([ev.token async for ev in events if ev.token is not None])
+
+        async def main() -> list[list[Any]]:
+            tasks = []
+            for q, n in asks:  # in this order, so the short one runs between the others
+                tasks.append(asyncio.create_task(one(q, n)))
+                await asyncio.sleep(0.03)
+            return list(await asyncio.gather(*tasks))
+
+        together = asyncio.run(main())
+        assert together == alone
+        assert max(len(s) for s in steps) == 3
+        assert eng.stats.get("moved_sequences", 0) > before  # the short one left a gap
+        assert all(_runs(s) == 1 for s in steps), [sorted(s) for s in steps if _runs(s) > 1]
+    finally:
+        eng.close()

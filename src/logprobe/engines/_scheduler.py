@@ -110,6 +110,7 @@ class Scheduler(ScoringSteps):
         self._drop_cancelled()
         if self.active:
             try:
+                self._compact()
                 self._step()
             except LogprobeError as e:
                 for s in list(self.active):
@@ -393,6 +394,25 @@ class Scheduler(ScoringSteps):
                 s.job.events.put(None)
             for other in [o for o in self.active if o.job is s.job]:
                 self._close_seq(other)
+
+    def _compact(self) -> None:
+        """Close gaps between running slots: a sequence that finished in the middle leaves one,
+        and llama.cpp then splits every step into a pass per run of consecutive ids. The
+        highest running sequence moves down into the lowest gap (a whole-stream copy, exact:
+        the same cells at the same positions), until the running slots form one run."""
+        while len(self.active) > 1:
+            busy = {s.slot for s in self.active}
+            lo, hi = min(busy), max(busy)
+            if hi - lo + 1 == len(busy):
+                return
+            gap = next(x for x in range(lo, hi) if x not in busy)
+            top = max(self.active, key=lambda s: s.slot)
+            if self.slots.claim(gap):
+                self.ctx.seq_rm(gap)
+            self.ctx.seq_cp(top.slot, gap)
+            self._free(top.slot)
+            top.slot = gap
+            self.counters["moved_sequences"] += 1
 
     def _drop_cancelled(self) -> None:
         for s in [s for s in self.active if s.job.cancelled]:
