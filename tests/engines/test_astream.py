@@ -171,3 +171,31 @@ def test_a_closed_loop_cancels_its_sinks() -> None:
     sink.put(StreamEvent(0))
     mailbox.flush()
     assert lost == [1]
+
+
+def test_no_event_waits_for_a_decode_step(engine: Any) -> None:
+    """Every event put before a decode step has been announced to its loop when the step starts:
+    a new request's first token (made by its prefill) does not wait for the next step (~6 ms)."""
+    sched = engine._sched
+    step = sched._step
+    pending: list[int] = []
+
+    def checking_step() -> None:
+        pending.append(len(sched.mailbox._touched))
+        step()
+
+    sched._step = checking_step
+    try:
+
+        async def run() -> None:
+            async def one(q: str) -> None:
+                events = await engine.astream(prompt=q, max_tokens=6, temperature=0)
+                async for _ in events:
+                    pass
+
+            await asyncio.gather(one("Once"), one("Twice upon"), one("Three"))
+
+        asyncio.run(run())
+    finally:
+        del sched._step  # back to the class's method
+    assert pending and set(pending) == {0}

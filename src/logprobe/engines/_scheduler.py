@@ -107,6 +107,8 @@ class Scheduler(ScoringSteps):
                 self._run_score(job)
             else:
                 self._start_gen(job)
+        if admitted:  # a new job's first token (from its prefill) goes out before the next step
+            self.mailbox.flush()
         self._drop_cancelled()
         if self.active:
             try:
