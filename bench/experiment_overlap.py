@@ -20,7 +20,7 @@ import threading
 import time
 
 import numpy as np
-from bench_server import PROMPTS
+from server_clients import PROMPTS
 
 from logprobe.engines._llama import ContextConfig, LlamaContext, LlamaModel
 from logprobe.engines._logprobs import RowStats, row_stats

@@ -16,7 +16,7 @@ import asyncio
 import statistics
 import time
 
-from bench_server import PROMPTS
+from server_clients import PROMPTS
 
 from logprobe import LlamaEngine
 from logprobe.engines import _scheduler

@@ -10,7 +10,7 @@ import itertools
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ import numpy as np
 from ..types import TokenLogprob
 from ._sampling import SequenceSampler
 from ._sequence import TextTracker
-from .base import GenerationParams
+from .base import GenerationParams, StreamEvent
 
 
 class EventSink(Protocol):
@@ -55,6 +55,35 @@ class GenJob:
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+
+class EventStream(Iterator[StreamEvent]):
+    """A blocking reader of one generation job's events (``LlamaEngine.stream``); ``close()``
+    (or garbage collection) cancels the job, even before the first event was read."""
+
+    def __init__(self, job: GenJob) -> None:
+        assert isinstance(job.events, queue.SimpleQueue)
+        self._job = job
+        self._queue = job.events
+        self._done = False
+
+    def __next__(self) -> StreamEvent:
+        if self._done:
+            raise StopIteration
+        ev = self._queue.get()
+        if ev is None or isinstance(ev, BaseException):
+            self.close()
+            if ev is None:
+                raise StopIteration
+            raise ev
+        return ev
+
+    def close(self) -> None:
+        self._done = True
+        self._job.cancel()
+
+    def __del__(self) -> None:
+        self._job.cancel()
 
 
 class ScoreJob:
@@ -125,24 +154,25 @@ class Slots:
         more). So the slot that leaves the fewest runs wins: one filling a gap, else one next to
         a running slot; then an empty slot before a cached one (least recently used first), then
         the lowest id."""
-        lru = {slot: i for i, slot in enumerate(self.cached)}
-        candidates = [*self.empty, *self.cached]
-        slot = min(candidates, key=lambda s: (runs_with(busy, s), s in lru, lru.get(s, 0), s))
-        if slot in lru:
-            del self.cached[slot]
-            return slot, True
-        self.empty.remove(slot)
-        return slot, False
+        slot = self._best(busy)
+        assert slot is not None, "take() with no free slot"
+        return slot, self.claim(slot)
 
     def better_than(self, slot: int, busy: Collection[int]) -> int | None:
         """A free slot that would leave fewer runs of running slots than ``slot`` does (for
         moving a cached prefix next to the running sequences), or None."""
-        here = runs_with(busy, slot)
-        free = [s for s in [*self.empty, *self.cached] if s != slot]
-        best = min(free, key=lambda s: (runs_with(busy, s), s not in self.empty, s), default=None)
-        if best is None or runs_with(busy, best) >= here:
+        best = self._best(busy, exclude=slot)
+        if best is None or runs_with(busy, best) >= runs_with(busy, slot):
             return None
         return best
+
+    def _best(self, busy: Collection[int], exclude: int | None = None) -> int | None:
+        """The free slot :meth:`take` prefers (see there), ``exclude`` aside."""
+        lru = {slot: i for i, slot in enumerate(self.cached)}
+        free = [s for s in [*self.empty, *self.cached] if s != exclude]
+        return min(
+            free, key=lambda s: (runs_with(busy, s), s in lru, lru.get(s, 0), s), default=None
+        )
 
     def claim(self, slot: int) -> bool:
         """Take a specific free slot (a cached one's prefix is about to be reused); returns

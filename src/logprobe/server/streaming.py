@@ -184,8 +184,6 @@ class ThreadedEvents:
     a worker thread and handed to the loop event by event; :meth:`close` stops the thread and
     closes the engine iterator, which cancels the generation."""
 
-    prompt_tokens: int | None = None
-
     def __init__(self, open_events: Callable[[], Iterator[Any]]) -> None:
         self._open_events = open_events
         self._loop = asyncio.get_running_loop()
